@@ -1,0 +1,10 @@
+# flywheel_target_warnings(target): -Wall -Wextra -Werror on code we own (never on generated code).
+function(flywheel_target_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter
+                                           -Wno-missing-field-initializers)
+  # GCC 12 reports absl::InlinedVector moves as maybe-uninitialized and std::string copies as
+  # overlapping (-Wrestrict): known false positives.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-restrict)
+  endif()
+endfunction()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package flywheel needs to build, test and benchmark. Idempotent: packages
+# already present are skipped, so a second run costs a dpkg query and nothing else.
+#
+#   scripts/install-deps.sh           build + test + bench dependencies
+#   scripts/install-deps.sh --tools   also the Python packages the fixture generators in tools/ use
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev clang-format
+  # core libraries (see ../shared/DESIGN.md, "Dependencies")
+  libabsl-dev libprotobuf-dev protobuf-compiler libonnx-dev
+  libdnnl-dev libhwy-dev libsleef-dev
+  libcli11-dev libspdlog-dev libfmt-dev libzstd-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev python3 python3-numpy
+)
+if [[ ${1:-} == --tools ]]; then
+  packages+=(python3-torch python3-onnx python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,7 @@
+#include "engine/kernels/registry.h"
+
+namespace flywheel::engine {
+
+void RegisterLinalgKernels(KernelRegistry& registry) {}
+
+}  // namespace flywheel::engine
