@@ -10,6 +10,7 @@ const KernelRegistry& KernelRegistry::Global() {
     RegisterElementwiseKernels(*r);
     RegisterTensorKernels(*r);
     RegisterLinalgKernels(*r);
+    RegisterConvKernels(*r);
     return r;
   }();
   return *registry;

@@ -33,6 +33,8 @@ class KernelRegistry {
 // Operator families, each defined in its own file under kernels/.
 void RegisterElementwiseKernels(KernelRegistry& registry);  // elementwise.cc and friends
 void RegisterTensorKernels(KernelRegistry& registry);       // tensor_ops.cc and friends
-void RegisterLinalgKernels(KernelRegistry& registry);       // matmul, gemm, conv, pool, norms
+void RegisterLinalgKernels(
+    KernelRegistry& registry);                       // MatMul, Gemm, fused GEMMs, attention, norms
+void RegisterConvKernels(KernelRegistry& registry);  // Conv, ConvTranspose, pools, BatchNorm
 
 }  // namespace flywheel::engine
