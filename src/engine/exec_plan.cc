@@ -297,6 +297,20 @@ absl::StatusOr<std::unique_ptr<ExecPlan>> ExecPlan::Create(Graph graph,
     plan->kernels_.push_back(std::move(kernel));
   }
   const int n = static_cast<int>(g.nodes.size());
+  // Free constants that every reader has copied into its own (pre-packed) form.
+  std::vector<bool> still_read(g.values.size(), false);
+  for (int k = 0; k < n; ++k) {
+    for (size_t i = 0; i < g.nodes[k].inputs.size(); ++i) {
+      int v = g.nodes[k].inputs[i];
+      if (v >= 0 && plan->kernels_[k]->ReadsConstantInput(static_cast<int>(i)))
+        still_read[v] = true;
+    }
+  }
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    if (g.values[v].constant && !still_read[v] && !g.IsGraphOutput(static_cast<int>(v))) {
+      plan->graph_.values[v].constant.reset();
+    }
+  }
   plan->last_use_.assign(g.values.size(), -1);
   plan->output_slot_.assign(g.values.size(), -1);
   for (int k = 0; k < n; ++k) {
@@ -312,7 +326,7 @@ absl::StatusOr<std::unique_ptr<ExecPlan>> ExecPlan::Create(Graph graph,
   plan->release_after_.resize(n);
   for (size_t v = 0; v < g.values.size(); ++v) {
     int last = plan->last_use_[v];
-    if (g.values[v].constant) continue;
+    if (g.values[v].constant || g.values[v].producer < 0) continue;
     if (last >= 0 && last < n) {
       plan->release_after_[last].push_back(static_cast<int>(v));
     } else if (last < 0 && g.values[v].producer >= 0) {

@@ -61,6 +61,9 @@ class Kernel {
   virtual ~Kernel() = default;
   // Computes the node's outputs. Must not keep pointers into the context after returning.
   virtual absl::Status Run(KernelContext& ctx) const = 0;
+  // False when the kernel copied (pre-packed) constant input i at load and never reads it at run
+  // time: once no kernel reads a constant, the session frees it, so weights are not held twice.
+  virtual bool ReadsConstantInput(int i) const { return true; }
 };
 
 }  // namespace flywheel::engine

@@ -62,6 +62,9 @@ absl::Status Session::Init(Graph graph, const SessionOptions& options) {
     inputs_.push_back(std::move(info));
   }
   for (int v : graph.outputs) outputs_.push_back(InfoOf(graph, v));
+  for (const Value& v : graph.values) {
+    if (v.constant) weight_bytes_ += v.constant->ByteSize();
+  }
   if (options.optimize) FW_RETURN_IF_ERROR(OptimizeGraph(graph));
   FW_ASSIGN_OR_RETURN(plan_, ExecPlan::Create(std::move(graph), options));
   return absl::OkStatus();
@@ -100,12 +103,6 @@ std::map<std::string, int> Session::OpCounts() const {
   return counts;
 }
 
-size_t Session::WeightBytes() const {
-  size_t bytes = 0;
-  for (const Value& v : plan_->graph().values) {
-    if (v.constant) bytes += v.constant->ByteSize();
-  }
-  return bytes;
-}
+size_t Session::WeightBytes() const { return weight_bytes_; }
 
 }  // namespace flywheel::engine

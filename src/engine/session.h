@@ -65,7 +65,8 @@ class Session {
   // Operator counts of the graph as it runs (after optimisation), keyed by op_type; for tests and
   // `flywheel bench --verbose`.
   std::map<std::string, int> OpCounts() const;
-  // Bytes held by constants (weights) after load.
+  // Bytes of the model's constants (initializers and Constant nodes) as loaded, before any
+  // optimisation: the model's weight size.
   size_t WeightBytes() const;
 
  private:
@@ -75,6 +76,7 @@ class Session {
   std::vector<TensorInfo> inputs_;
   std::vector<TensorInfo> outputs_;
   std::unique_ptr<ExecPlan> plan_;
+  size_t weight_bytes_ = 0;
 };
 
 }  // namespace flywheel::engine
