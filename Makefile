@@ -7,7 +7,7 @@ CMAKE_GEN  := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all deps build asan serve test unit-test asan-test fuzz-test bench format clean
+.PHONY: all deps build asan serve test unit-test asan-test fuzz-test arm-check bench format clean
 
 all: build
 
@@ -41,7 +41,11 @@ asan-test: asan
 fuzz-test: asan
 	@scripts/run-fuzzers.sh $(ASAN_BUILD)
 
-test: unit-test asan-test fuzz-test
+# Compile-only check that core and engine build for aarch64 (NEON, SVE) with the cross compiler.
+arm-check: deps
+	@JOBS=$(JOBS) scripts/check-arm-build.sh
+
+test: arm-check unit-test asan-test fuzz-test
 
 bench: build
 	@scripts/bench.sh $(BUILD)

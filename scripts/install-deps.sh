@@ -15,6 +15,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev libzstd-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-numpy
+  # aarch64 cross compiler for scripts/check-arm-build.sh (compile-only ARM/NEON check)
+  g++-aarch64-linux-gnu libc6-dev-arm64-cross
 )
 if [[ ${1:-} == --tools ]]; then
   packages+=(python3-torch python3-onnx python3-numpy)

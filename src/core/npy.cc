@@ -94,11 +94,15 @@ absl::StatusOr<Tensor> ParseNpy(absl::string_view bytes, absl::string_view what)
     }
     dims.push_back(d);
   }
-  FW_ASSIGN_OR_RETURN(Tensor t, Tensor::SafeAllocate(dtype, Shape(dims), what));
-  if (body.size() < t.ByteSize()) {
+  // Check the data is there before allocating for it: a short header must not make us allocate
+  // gigabytes.
+  FW_ASSIGN_OR_RETURN(Shape shape, Shape::Checked(dims, what));
+  const size_t data_bytes = static_cast<size_t>(shape.NumElements()) * DataTypeSize(dtype);
+  if (body.size() < data_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": .npy data truncated: expected ",
-                                                   t.ByteSize(), " bytes, found ", body.size()));
+                                                   data_bytes, " bytes, found ", body.size()));
   }
+  FW_ASSIGN_OR_RETURN(Tensor t, Tensor::SafeAllocate(dtype, std::move(shape), what));
   if (t.ByteSize() > 0) std::memcpy(t.raw_data(), body.data(), t.ByteSize());
   return t;
 }

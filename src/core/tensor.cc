@@ -64,7 +64,12 @@ absl::StatusOr<Tensor> Tensor::SafeAllocate(DataType dtype, Shape shape, absl::s
                                                      checked->ToString(), " needs ", bytes,
                                                      " bytes, above the limit of ", kMaxBytes));
   }
-  return Allocate(dtype, *std::move(checked));
+  try {
+    return Allocate(dtype, *std::move(checked));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": out of memory allocating ", bytes, " bytes"));
+  }
 }
 
 Tensor Tensor::View(DataType dtype, Shape shape, void* data) {

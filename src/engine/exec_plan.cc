@@ -66,6 +66,10 @@ class ExecState {
     for (size_t v = 0; v < values_.size(); ++v) {
       if (plan.graph_.values[v].constant) values_[v] = *plan.graph_.values[v].constant;
     }
+    size_t max_outputs = 0;
+    for (const Node& node : plan.graph_.nodes)
+      max_outputs = std::max(max_outputs, node.outputs.size());
+    omitted_outputs_.resize(max_outputs);
   }
   ~ExecState() {
     if (arena_ != nullptr) AlignedFree(arena_);
@@ -93,8 +97,10 @@ class ExecState {
   std::vector<size_t> scratch_offset_, scratch_size_, scratch_used_;
   char* arena_ = nullptr;
   size_t arena_bytes_ = 0;
-  // Buffers of an unplanned (recording) run, and of overflow beyond the plan.
+  // Scratch buffers of the running node when it is unplanned or outgrew its plan.
   std::vector<Tensor> heap_;
+  // Outputs a kernel wrote although the model omitted them (views on scratch), by output index.
+  std::vector<Tensor> omitted_outputs_;
 };
 
 const Tensor* KernelContext::input(int i) const {
@@ -115,8 +121,9 @@ absl::StatusOr<Tensor*> KernelContext::AllocateOutput(int i, DataType dtype, con
   if (v < 0) {
     // An omitted optional output still needs somewhere to go; give it a scratch tensor.
     size_t bytes = static_cast<size_t>(shape.NumElements()) * DataTypeSize(dtype);
-    state_->heap_.push_back(Tensor::View(dtype, shape, Scratch(bytes)));
-    return &state_->heap_.back();
+    Tensor& slot = state_->omitted_outputs_[i];
+    slot = Tensor::View(dtype, shape, Scratch(bytes));
+    return &slot;
   }
   return state_->Allocate(v, dtype, shape);
 }
@@ -155,6 +162,21 @@ absl::StatusOr<Tensor*> ExecState::Allocate(int v, DataType dtype, const Shape& 
     return absl::InternalError(
         absl::StrCat("output '", name, "' allocated with undefined shape ", shape.ToString()));
   }
+  if (dtype != DataType::kBytes) {
+    // Element count with overflow detection; messages are built only on failure (no allocation).
+    size_t raw = DataTypeSize(dtype);
+    bool overflow = false;
+    for (int64_t d : shape.dims()) {
+      overflow = overflow || (d != 0 && raw > plan_.max_tensor_bytes_ / static_cast<size_t>(d));
+      raw *= static_cast<size_t>(d);
+    }
+    if (overflow || raw > plan_.max_tensor_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          plan_.graph_.nodes[current_node_].Describe(), ": tensor '", name, "' (",
+          DataTypeName(dtype), " ", shape.ToString(), ") is above the session's limit of ",
+          plan_.max_tensor_bytes_, " bytes per tensor"));
+    }
+  }
   Tensor& slot = values_[v];
   int out = plan_.output_slot_[v];
   if (out >= 0) {
@@ -180,9 +202,10 @@ absl::StatusOr<Tensor*> ExecState::Allocate(int v, DataType dtype, const Shape& 
     return &slot;
   }
   if (planned_) stale_ = true;
+  // Unplanned: a buffer of its own, freed when the value's last reader is done (values_ holds the
+  // only reference), so a recording run peaks at the live set, not the sum of all tensors.
   FW_ASSIGN_OR_RETURN(slot,
                       Tensor::SafeAllocate(dtype, shape, absl::StrCat("tensor '", name, "'")));
-  heap_.push_back(slot);
   value_size_[v] = std::max(value_size_[v], bytes);
   return &slot;
 }
@@ -260,6 +283,7 @@ absl::Status ExecState::Run(absl::Span<const Tensor> inputs, std::vector<Tensor>
     }
     if (!status.ok()) break;
     for (int v : plan_.release_after_[k]) values_[v] = Tensor();
+    heap_.clear();  // scratch of an unplanned node lives only while the node runs
   }
   if (status.ok()) {
     // Outputs that are graph inputs, constants or views are copied into the caller's tensors.
@@ -334,6 +358,7 @@ absl::StatusOr<std::unique_ptr<ExecPlan>> ExecPlan::Create(Graph graph,
     }
   }
   plan->pool_ = std::make_unique<ThreadPool>(std::max(1, options.intra_op_threads));
+  plan->max_tensor_bytes_ = options.max_tensor_bytes;
   return plan;
 }
 

@@ -41,6 +41,7 @@ class ExecPlan {
   std::vector<std::vector<int>> release_after_;  // per node: values to drop after it
   std::vector<int> output_slot_;                 // per value: first index in graph outputs, or -1
   std::unique_ptr<ThreadPool> pool_;
+  size_t max_tensor_bytes_ = 0;
   mutable std::mutex states_mu_;
   mutable std::vector<std::unique_ptr<ExecState>> free_states_;
 };

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "core/status.h"
 #include "engine/kernels/registry.h"
+#include "engine/onnx_shape_guard.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl.h"
 #include "onnx/checker.h"
@@ -28,6 +29,15 @@ namespace fs = std::filesystem;
 // Opsets whose operator semantics the kernels implement.
 constexpr int64_t kMinOpset = 11;
 constexpr int64_t kMaxOpset = 18;
+
+// The ai.onnx opset the model imports; 0 when it imports none.
+int64_t OnnxOpset(const onnx::ModelProto& model) {
+  int64_t opset = 0;
+  for (const auto& op : model.opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+  }
+  return opset;
+}
 
 absl::StatusOr<DataType> FromOnnxType(int32_t t, absl::string_view what) {
   switch (t) {
@@ -64,51 +74,147 @@ absl::StatusOr<DataType> FromOnnxType(int32_t t, absl::string_view what) {
   }
 }
 
-// Reads `length` bytes at `offset` of an external-data file, refusing locations outside `dir`.
-absl::Status ReadExternalData(const onnx::TensorProto& proto, const std::string& dir,
-                              absl::string_view what, void* dst, size_t expected) {
+// Resolves an external-data location against the model's folder, refusing anything that leaves
+// it: absolute paths, "..", and symlinks that point outside (the path is resolved before the
+// check). Returns the resolved path of an existing regular file.
+absl::StatusOr<std::string> ResolveExternalLocation(const std::string& location,
+                                                    const std::string& dir,
+                                                    absl::string_view what) {
+  if (location.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": external data without a location"));
+  }
+  if (dir.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": external data '", location,
+                     "' but the model was loaded from memory, without a folder to read it from"));
+  }
+  fs::path rel(location);
+  // A NUL would cut the path short inside the system calls, so the checked and the opened paths
+  // could differ.
+  if (location.find('\0') != std::string::npos || rel.is_absolute()) {
+    return absl::PermissionDeniedError(absl::StrCat(what, ": external data location '", location,
+                                                    "' is outside the model's folder"));
+  }
+  std::error_code ec;
+  fs::path base = fs::canonical(fs::path(dir), ec);
+  if (ec) {
+    return absl::NotFoundError(
+        absl::StrCat(what, ": cannot resolve the model's folder '", dir, "': ", ec.message()));
+  }
+  fs::path full = fs::weakly_canonical(base / rel, ec);
+  auto [base_end, full_it] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
+  if (ec || base_end != base.end() || full == base) {
+    return absl::PermissionDeniedError(absl::StrCat(what, ": external data location '", location,
+                                                    "' is outside the model's folder"));
+  }
+  fs::file_status st = fs::status(full, ec);
+  if (ec || !fs::exists(st)) {
+    return absl::NotFoundError(absl::StrCat(what, ": external data file '", location,
+                                            "' does not exist in the model's folder"));
+  }
+  if (!fs::is_regular_file(st)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": external data location '", location, "' is not a regular file"));
+  }
+  return full.string();
+}
+
+// Resolves the external-data location of every tensor of `graph` (initializers and tensor
+// attributes, subgraphs included) and rewrites it to the resolved absolute path. Runs before the
+// ONNX checker, which (1.12) opens locations relative to the working directory, not the model's.
+absl::Status ResolveExternalData(onnx::GraphProto& graph, const std::string& dir,
+                                 absl::string_view what);
+
+absl::Status ResolveTensorLocation(onnx::TensorProto& tensor, const std::string& dir,
+                                   absl::string_view what) {
+  if (tensor.data_location() != onnx::TensorProto::EXTERNAL) return absl::OkStatus();
+  std::string tensor_what = absl::StrCat(what, ": tensor '", tensor.name(), "'");
+  onnx::StringStringEntryProto* location = nullptr;
+  for (auto& kv : *tensor.mutable_external_data()) {
+    if (kv.key() == "location") location = &kv;
+  }
+  if (location == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tensor_what, ": external data without a location"));
+  }
+  FW_ASSIGN_OR_RETURN(std::string full,
+                      ResolveExternalLocation(location->value(), dir, tensor_what));
+  location->set_value(full);
+  return absl::OkStatus();
+}
+
+absl::Status ResolveExternalData(onnx::GraphProto& graph, const std::string& dir,
+                                 absl::string_view what) {
+  for (onnx::TensorProto& t : *graph.mutable_initializer()) {
+    FW_RETURN_IF_ERROR(ResolveTensorLocation(t, dir, what));
+  }
+  for (onnx::NodeProto& node : *graph.mutable_node()) {
+    for (onnx::AttributeProto& a : *node.mutable_attribute()) {
+      if (a.has_t()) FW_RETURN_IF_ERROR(ResolveTensorLocation(*a.mutable_t(), dir, what));
+      for (onnx::TensorProto& t : *a.mutable_tensors()) {
+        FW_RETURN_IF_ERROR(ResolveTensorLocation(t, dir, what));
+      }
+      if (a.has_g()) FW_RETURN_IF_ERROR(ResolveExternalData(*a.mutable_g(), dir, what));
+      for (onnx::GraphProto& g : *a.mutable_graphs()) {
+        FW_RETURN_IF_ERROR(ResolveExternalData(g, dir, what));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Reads a tensor's bytes from its external-data file; with `dst` null, only checks that the file
+// holds them. REQUIRES: ResolveExternalData has replaced the location with the resolved, confined
+// path.
+absl::Status ReadExternalData(const onnx::TensorProto& proto, absl::string_view what, void* dst,
+                              size_t expected) {
   std::string location;
   int64_t offset = 0, length = -1;
   for (const auto& kv : proto.external_data()) {
     if (kv.key() == "location")
       location = kv.value();
     else if (kv.key() == "offset" && !absl::SimpleAtoi(kv.value(), &offset))
-      return absl::InvalidArgumentError(absl::StrCat(what, ": bad external data offset"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": bad external data offset '", kv.value(), "'"));
     else if (kv.key() == "length" && !absl::SimpleAtoi(kv.value(), &length))
-      return absl::InvalidArgumentError(absl::StrCat(what, ": bad external data length"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": bad external data length '", kv.value(), "'"));
   }
-  if (location.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": external data without a location"));
+  if (location.empty() || !fs::path(location).is_absolute()) {
+    return absl::InternalError(absl::StrCat(what, ": external data location was not resolved"));
   }
-  if (dir.empty()) {
+  if (offset < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": external data '", location, "' but the model has no folder"));
+        absl::StrCat(what, ": negative external data offset ", offset));
   }
-  fs::path rel(location);
-  std::error_code ec;
-  fs::path base = fs::weakly_canonical(fs::path(dir), ec);
-  fs::path full = fs::weakly_canonical(base / rel, ec);
-  auto [base_end, full_it] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
-  if (rel.is_absolute() || ec || base_end != base.end() || full == base) {
-    return absl::PermissionDeniedError(absl::StrCat(what, ": external data location '", location,
-                                                    "' is outside the model's folder"));
-  }
-  if (offset < 0 || (length >= 0 && static_cast<size_t>(length) != expected)) {
+  if (length >= 0 && static_cast<uint64_t>(length) != expected) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": external data length ", length,
                                                    " does not match the tensor's ", expected,
                                                    " bytes"));
   }
-  std::ifstream in(full, std::ios::binary);
+  std::error_code ec;
+  uint64_t file_size = fs::file_size(location, ec);
+  if (ec) {
+    return absl::NotFoundError(
+        absl::StrCat(what, ": cannot read external data file '", location, "': ", ec.message()));
+  }
+  if (static_cast<uint64_t>(offset) > file_size || file_size - offset < expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": external data file '", fs::path(location).filename().string(), "' has ", file_size,
+        " bytes, shorter than offset ", offset, " + ", expected, " bytes"));
+  }
+  if (dst == nullptr) return absl::OkStatus();
+  std::ifstream in(location, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(
-        absl::StrCat(what, ": cannot open external data file '", full.string(), "'"));
+        absl::StrCat(what, ": cannot open external data file '", location, "'"));
   }
   in.seekg(offset);
   in.read(static_cast<char*>(dst), static_cast<std::streamsize>(expected));
-  if (static_cast<size_t>(in.gcount()) != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": external data file '", location,
-                                                   "' is shorter than offset ", offset, " + ",
-                                                   expected, " bytes"));
+  if (!in || static_cast<size_t>(in.gcount()) != expected) {
+    return absl::DataLossError(absl::StrCat(what, ": reading ", expected,
+                                            " bytes of external data file '", location,
+                                            "' at offset ", offset, " failed"));
   }
   return absl::OkStatus();
 }
@@ -129,11 +235,62 @@ absl::Status CopyTyped(const google::protobuf::RepeatedField<Src>& src, Tensor& 
 
 // Converts a TensorProto to a Tensor, then releases the proto's copy of the data so that a
 // large model is never held twice in memory.
-absl::StatusOr<Tensor> ConvertTensor(onnx::TensorProto& proto, const std::string& dir,
-                                     absl::string_view what) {
+// Checks that a tensor's data (inline or external) has exactly the size its shape needs. Runs
+// before anything is allocated, so that a model of a few bytes cannot make the loader allocate
+// gigabytes for a shape its data does not back.
+absl::Status CheckDataSize(const onnx::TensorProto& proto, DataType dtype, const Shape& shape,
+                           absl::string_view what) {
+  const int64_t n = shape.NumElements();
+  if (dtype == DataType::kBytes) {
+    if (proto.string_data_size() != n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": string tensor has ", proto.string_data_size(), " values, needs ", n));
+    }
+    return absl::OkStatus();
+  }
+  const size_t bytes = static_cast<size_t>(n) * DataTypeSize(dtype);
+  if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
+    return ReadExternalData(proto, what, nullptr, bytes);
+  }
+  if (proto.has_raw_data()) {
+    if (proto.raw_data().size() != bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": raw data has ", proto.raw_data().size(), " bytes, shape ",
+                       shape.ToString(), " of ", DataTypeName(dtype), " needs ", bytes));
+    }
+    return absl::OkStatus();
+  }
+  int64_t count;
+  switch (dtype) {
+    case DataType::kFp32:
+      count = proto.float_data_size();
+      break;
+    case DataType::kFp64:
+      count = proto.double_data_size();
+      break;
+    case DataType::kInt64:
+      count = proto.int64_data_size();
+      break;
+    case DataType::kUint64:
+    case DataType::kUint32:
+      count = proto.uint64_data_size();
+      break;
+    default:
+      count = proto.int32_data_size();
+      break;
+  }
+  if (count != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": has ", count, " values, its shape ", shape.ToString(), " needs ", n));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> ConvertTensor(onnx::TensorProto& proto, absl::string_view what) {
   FW_ASSIGN_OR_RETURN(DataType dtype, FromOnnxType(proto.data_type(), what));
   std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
   FW_ASSIGN_OR_RETURN(Shape shape, Shape::Checked(dims, what));
+  FW_RETURN_IF_ERROR(CheckDataSize(proto, dtype, shape, what));
   FW_ASSIGN_OR_RETURN(Tensor t, Tensor::SafeAllocate(dtype, shape, what));
   if (dtype == DataType::kBytes) {
     if (proto.string_data_size() != t.NumElements()) {
@@ -146,7 +303,7 @@ absl::StatusOr<Tensor> ConvertTensor(onnx::TensorProto& proto, const std::string
   }
   const size_t bytes = t.ByteSize();
   if (proto.data_location() == onnx::TensorProto::EXTERNAL) {
-    FW_RETURN_IF_ERROR(ReadExternalData(proto, dir, what, t.raw_data(), bytes));
+    FW_RETURN_IF_ERROR(ReadExternalData(proto, what, t.raw_data(), bytes));
     return t;
   }
   if (proto.has_raw_data()) {
@@ -208,8 +365,7 @@ absl::StatusOr<Tensor> ConvertTensor(onnx::TensorProto& proto, const std::string
   return t;
 }
 
-absl::StatusOr<Attribute> ConvertAttribute(onnx::AttributeProto& a, const std::string& dir,
-                                           absl::string_view node_desc) {
+absl::StatusOr<Attribute> ConvertAttribute(onnx::AttributeProto& a, absl::string_view node_desc) {
   Attribute out;
   std::string what = absl::StrCat(node_desc, " attribute '", a.name(), "'");
   switch (a.type()) {
@@ -239,7 +395,7 @@ absl::StatusOr<Attribute> ConvertAttribute(onnx::AttributeProto& a, const std::s
       break;
     case onnx::AttributeProto::TENSOR: {
       out.kind = Attribute::Kind::kTensor;
-      FW_ASSIGN_OR_RETURN(out.t, ConvertTensor(*a.mutable_t(), dir, what));
+      FW_ASSIGN_OR_RETURN(out.t, ConvertTensor(*a.mutable_t(), what));
       break;
     }
     default:
@@ -296,17 +452,9 @@ absl::StatusOr<Tensor> ConstantValue(const Node& node) {
       absl::StrCat(node.Describe(), ": only tensor, float(s) and int(s) constants are supported"));
 }
 
-absl::StatusOr<Graph> ConvertModel(onnx::ModelProto& model, const std::string& dir,
-                                   absl::string_view what) {
+absl::StatusOr<Graph> ConvertModel(onnx::ModelProto& model, absl::string_view what) {
   Graph graph;
-  for (const auto& op : model.opset_import()) {
-    if (op.domain().empty() || op.domain() == "ai.onnx") graph.opset = op.version();
-  }
-  if (graph.opset < kMinOpset || graph.opset > kMaxOpset) {
-    return absl::UnimplementedError(absl::StrCat(what, ": ONNX opset ", graph.opset,
-                                                 " is not supported (supported: ", kMinOpset,
-                                                 " to ", kMaxOpset, ")"));
-  }
+  graph.opset = OnnxOpset(model);
   onnx::GraphProto& g = *model.mutable_graph();
   auto value_id = [&](const std::string& name) {
     int id = graph.FindValue(name);
@@ -317,7 +465,7 @@ absl::StatusOr<Graph> ConvertModel(onnx::ModelProto& model, const std::string& d
   // Initializers first, so that graph inputs shadowed by an initializer become constants.
   for (onnx::TensorProto& init : *g.mutable_initializer()) {
     std::string init_what = absl::StrCat(what, ": initializer '", init.name(), "'");
-    FW_ASSIGN_OR_RETURN(Tensor t, ConvertTensor(init, dir, init_what));
+    FW_ASSIGN_OR_RETURN(Tensor t, ConvertTensor(init, init_what));
     int id = value_id(init.name());
     graph.values[id].dtype = t.dtype();
     graph.values[id].shape = t.shape();
@@ -357,7 +505,14 @@ absl::StatusOr<Graph> ConvertModel(onnx::ModelProto& model, const std::string& d
     }
     std::string desc = node.Describe();
     for (onnx::AttributeProto& a : *np.mutable_attribute()) {
-      FW_ASSIGN_OR_RETURN(Attribute attr, ConvertAttribute(a, dir, desc));
+      // Subgraphs (Loop, If, Scan) and type attributes have no kernel that reads them: skip them,
+      // so that CheckOperatorsSupported reports those operators together with the others.
+      if (a.type() == onnx::AttributeProto::GRAPH || a.type() == onnx::AttributeProto::GRAPHS ||
+          a.type() == onnx::AttributeProto::TYPE_PROTO ||
+          a.type() == onnx::AttributeProto::TYPE_PROTOS) {
+        continue;
+      }
+      FW_ASSIGN_OR_RETURN(Attribute attr, ConvertAttribute(a, desc));
       node.attributes[a.name()] = std::move(attr);
     }
     if (node.op_type == "Constant" && node.domain.empty()) {
@@ -373,8 +528,21 @@ absl::StatusOr<Graph> ConvertModel(onnx::ModelProto& model, const std::string& d
     }
     graph.nodes.push_back(std::move(node));
   }
-  FW_RETURN_IF_ERROR(graph.TopologicalSort());
+  absl::Status sorted = graph.TopologicalSort();
+  if (!sorted.ok()) return absl::Status(sorted.code(), absl::StrCat(what, ": ", sorted.message()));
   return graph;
+}
+
+// ONNX's messages embed multi-line node dumps; an error message is one line.
+std::string OneLine(absl::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out.push_back(c);
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 absl::StatusOr<Graph> ParsedToGraph(onnx::ModelProto& model, const std::string& dir,
@@ -382,19 +550,32 @@ absl::StatusOr<Graph> ParsedToGraph(onnx::ModelProto& model, const std::string& 
   if (!model.has_graph()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": not an ONNX model (no graph)"));
   }
+  // Checked before the ONNX checker, whose complaints about an old model's operators would hide
+  // the real reason.
+  const int64_t opset = OnnxOpset(model);
+  if (opset < kMinOpset || opset > kMaxOpset) {
+    return absl::UnimplementedError(absl::StrCat(what, ": ONNX opset ", opset,
+                                                 " is not supported (supported: ", kMinOpset,
+                                                 " to ", kMaxOpset, ")"));
+  }
+  FW_RETURN_IF_ERROR(ResolveExternalData(*model.mutable_graph(), dir, what));
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": the ONNX checker rejected the model: ", e.what()));
+        absl::StrCat(what, ": the ONNX checker rejected the model: ", OneLine(e.what())));
+  } catch (...) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": the ONNX checker rejected the model"));
   }
   try {
-    onnx::shape_inference::InferShapes(model);
+    onnx::shape_inference::InferShapes(model, GuardedSchemaRegistry());
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": ONNX shape inference failed: ", e.what()));
+        absl::StrCat(what, ": ONNX shape inference failed: ", OneLine(e.what())));
+  } catch (...) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ONNX shape inference failed"));
   }
-  return ConvertModel(model, dir, what);
+  return ConvertModel(model, what);
 }
 
 }  // namespace

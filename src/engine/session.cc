@@ -1,8 +1,13 @@
 #include "engine/session.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "engine/exec_plan.h"
 #include "engine/onnx_loader.h"
@@ -67,6 +72,11 @@ absl::Status Session::Init(Graph graph, const SessionOptions& options) {
   }
   if (options.optimize) FW_RETURN_IF_ERROR(OptimizeGraph(graph));
   FW_ASSIGN_OR_RETURN(plan_, ExecPlan::Create(std::move(graph), options));
+#if defined(__GLIBC__)
+  // Loading frees the parsed model and every weight that kernels re-packed; hand the freed heap
+  // back to the system so that a loaded model costs its weights once, not twice.
+  malloc_trim(0);
+#endif
   return absl::OkStatus();
 }
 
@@ -74,7 +84,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path,
                                                        const SessionOptions& options) {
   FW_ASSIGN_OR_RETURN(Graph graph, LoadOnnxFile(path));
   std::unique_ptr<Session> session(new Session());
-  FW_RETURN_IF_ERROR(session->Init(std::move(graph), options));
+  absl::Status status = session->Init(std::move(graph), options);
+  if (!status.ok()) {
+    // Name the model: the loader's own errors do, the later stages' do not.
+    return absl::Status(status.code(), absl::StrCat("'", path, "': ", status.message()));
+  }
   return session;
 }
 

@@ -22,6 +22,9 @@ struct SessionOptions {
   // Run the graph optimisation passes (constant folding, fusions...). Off only for debugging and
   // for tests that compare optimised and plain execution.
   bool optimize = true;
+  // Largest tensor one run may create; a model or input that asks for more fails that run with
+  // RESOURCE_EXHAUSTED instead of taking the process's memory.
+  size_t max_tensor_bytes = size_t{16} << 30;
 };
 
 // A declared model input or output.

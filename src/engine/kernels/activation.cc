@@ -1,9 +1,7 @@
 #include "engine/kernels/activation.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include "absl/strings/str_cat.h"
+#include "engine/kernels/simd_math.h"
 
 namespace flywheel::engine {
 
@@ -37,42 +35,40 @@ absl::StatusOr<Activation> ActivationFromNode(const Node& node) {
   return act;
 }
 
-// Scalar reference implementation; the elementwise kernels provide the vectorised one.
+// Vectorised through simd_math (runtime-dispatched Highway code).
 void ApplyActivation(const Activation& act, float* data, int64_t n) {
+  simd::UnaryOp op;
   switch (act.kind) {
     case ActivationKind::kNone:
       return;
     case ActivationKind::kRelu:
-      for (int64_t i = 0; i < n; ++i) data[i] = std::max(data[i], 0.0f);
-      return;
+      op = simd::UnaryOp::kRelu;
+      break;
     case ActivationKind::kLeakyRelu:
-      for (int64_t i = 0; i < n; ++i) data[i] = data[i] >= 0 ? data[i] : act.alpha * data[i];
-      return;
+      op = simd::UnaryOp::kLeakyRelu;
+      break;
     case ActivationKind::kSigmoid:
-      for (int64_t i = 0; i < n; ++i) data[i] = 1.0f / (1.0f + std::exp(-data[i]));
-      return;
+      op = simd::UnaryOp::kSigmoid;
+      break;
     case ActivationKind::kTanh:
-      for (int64_t i = 0; i < n; ++i) data[i] = std::tanh(data[i]);
-      return;
+      op = simd::UnaryOp::kTanh;
+      break;
     case ActivationKind::kGelu:
-      for (int64_t i = 0; i < n; ++i) {
-        data[i] = 0.5f * data[i] * (1.0f + std::erf(data[i] * 0.70710678118654752f));
-      }
-      return;
+      op = simd::UnaryOp::kGelu;
+      break;
     case ActivationKind::kClip:
-      for (int64_t i = 0; i < n; ++i) data[i] = std::min(std::max(data[i], act.alpha), act.beta);
-      return;
+      op = simd::UnaryOp::kClip;
+      break;
     case ActivationKind::kHardSigmoid:
-      for (int64_t i = 0; i < n; ++i) {
-        data[i] = std::min(1.0f, std::max(0.0f, act.alpha * data[i] + act.beta));
-      }
-      return;
+      op = simd::UnaryOp::kHardSigmoid;
+      break;
     case ActivationKind::kElu:
-      for (int64_t i = 0; i < n; ++i) {
-        data[i] = data[i] >= 0 ? data[i] : act.alpha * (std::exp(data[i]) - 1.0f);
-      }
+      op = simd::UnaryOp::kElu;
+      break;
+    default:
       return;
   }
+  simd::Unary(op, data, data, n, act.alpha, act.beta);
 }
 
 }  // namespace flywheel::engine

@@ -1,7 +1,464 @@
+// Conv and the fused com.flywheel FusedConv (Conv + optional residual Z + activation) on oneDNN,
+// with constant weights pre-packed at load into the layout oneDNN prefers. Registers the whole
+// convolution family (pools, BatchNormalization, ConvTranspose).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "engine/kernels/activation.h"
+#include "engine/kernels/conv_util.h"
+#include "engine/kernels/dnnl_util.h"
 #include "engine/kernels/registry.h"
 
 namespace flywheel::engine {
+namespace {
 
-void RegisterConvKernels(KernelRegistry& registry) {}
+using dnnl::memory;
+
+constexpr size_t kMaxCachedShapes = 16;
+
+// A primitive for one pair of input and weight shapes. oneDNN's blocked-layout convolutions
+// (nChw16c...) are several times faster than its plain-NCHW path even with a reorder on each side,
+// so the primitive picks its own src/dst layouts and the entry carries the reorders to and from
+// the plain NCHW tensors the rest of the engine uses.
+struct ConvEntry {
+  Shape x_shape, w_shape, y_shape;
+  dnnl::convolution_forward prim;
+  memory::desc src_md, dst_md;            // plain NCHW X and Y
+  memory::desc conv_src_md, conv_dst_md;  // the layouts the primitive computes in
+  memory::desc w_md, bias_md, scratch_md;
+  dnnl::reorder src_in, dst_out, z_in;  // set only where the layouts differ
+  memory::desc src_in_scratch_md, dst_out_scratch_md, z_in_scratch_md;
+  memory
+      weights;  // packed constant weights in the primitive's layout (empty: weights are an input)
+  size_t scratch_bytes = 0;             // the largest scratchpad of the primitives above
+  size_t src_bytes = 0, dst_bytes = 0;  // blocked temporaries (0 when no reorder)
+  bool single_thread = false;           // too little work to pay for waking OpenMP threads
+  bool sum_z = false;                   // Z enters via a sum post-op: dst is pre-filled with Z
+  bool manual_epilogue = false;  // post-ops unsupported: add Z and apply the activation ourselves
+};
+
+// A reorder with a user-managed scratchpad, whose descriptor goes to `scratch_md`.
+dnnl::reorder MakeReorder(const memory::desc& from, const memory::desc& to,
+                          memory::desc* scratch_md) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc pd(DnnlEngine(), from, DnnlEngine(), to, attr);
+  *scratch_md = pd.scratchpad_desc();
+  return dnnl::reorder(pd);
+}
+
+// Appends the oneDNN eltwise post-ops equivalent to `act`; false when there is none.
+bool AppendActivation(dnnl::post_ops& po, const Activation& act) {
+  using dnnl::algorithm;
+  switch (act.kind) {
+    case ActivationKind::kNone:
+      return true;
+    case ActivationKind::kRelu:
+      po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      return true;
+    case ActivationKind::kLeakyRelu:
+      po.append_eltwise(1.f, algorithm::eltwise_relu, act.alpha, 0.f);
+      return true;
+    case ActivationKind::kSigmoid:
+      po.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);
+      return true;
+    case ActivationKind::kTanh:
+      po.append_eltwise(1.f, algorithm::eltwise_tanh, 0.f, 0.f);
+      return true;
+    case ActivationKind::kGelu:
+      po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
+      return true;
+    case ActivationKind::kClip:
+      po.append_eltwise(1.f, algorithm::eltwise_clip, act.alpha, act.beta);
+      return true;
+    case ActivationKind::kHardSigmoid:
+      po.append_eltwise(1.f, algorithm::eltwise_linear, act.alpha, act.beta);
+      po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 1.f);
+      return true;
+    case ActivationKind::kElu:
+      po.append_eltwise(1.f, algorithm::eltwise_elu, act.alpha, 0.f);
+      return true;
+  }
+  return false;
+}
+
+class ConvKernel : public Kernel {
+ public:
+  static absl::StatusOr<std::unique_ptr<Kernel>> Create(const Node& node, const Graph& graph,
+                                                        bool fused);
+  absl::Status Run(KernelContext& ctx) const override;
+  bool ReadsConstantInput(int i) const override {
+    return !((i == 1 && const_w_) || (i == 2 && const_b_));
+  }
+
+ private:
+  ConvKernel() = default;
+  absl::StatusOr<std::shared_ptr<const ConvEntry>> GetEntry(const Node& node, const Shape& x,
+                                                            const Shape& w) const;
+  absl::StatusOr<std::shared_ptr<ConvEntry>> Build(const Node& node, const Shape& x,
+                                                   const Shape& w) const;
+  // REQUIRES: mu_ held. Returns constant weights packed as `md`.
+  memory PackedWeights(const memory::desc& md) const;
+
+  WindowAttrs attrs_;
+  int64_t group_ = 1;
+  Activation act_;
+  bool has_bias_ = false, has_z_ = false;
+  bool const_w_ = false, const_b_ = false;
+  Shape w_shape_;  // when const_w_
+  memory bias_;    // copy of a constant bias
+
+  mutable std::mutex mu_;
+  mutable std::vector<std::shared_ptr<const ConvEntry>> cache_;  // guarded by mu_
+  mutable size_t next_evict_ = 0;                                // guarded by mu_
+  // Constant weights: plain until first packed, then packed in every layout used so far.
+  mutable Tensor w_plain_;              // guarded by mu_
+  mutable std::vector<memory> packed_;  // guarded by mu_
+};
+
+absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Create(const Node& node, const Graph& graph,
+                                                           bool fused) {
+  std::unique_ptr<ConvKernel> k(new ConvKernel());
+  FW_ASSIGN_OR_RETURN(k->attrs_, ParseWindowAttrs(node));
+  k->group_ = node.GetInt("group", 1);
+  if (k->group_ <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.Describe(), ": group must be positive, got ", k->group_));
+  }
+  if (fused) {
+    FW_ASSIGN_OR_RETURN(k->act_, ActivationFromNode(node));
+    k->has_z_ = node.input(3) >= 0;
+  } else if (node.input(3) >= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.Describe(), ": Conv takes at most 3 inputs"));
+  }
+  if (node.input(0) < 0 || node.input(1) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.Describe(), ": inputs X and W are required"));
+  }
+  k->has_bias_ = node.input(2) >= 0;
+  if (const Tensor* w = graph.ConstantOf(node.input(1))) {
+    if (w->dtype() != DataType::kFp32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(node.Describe(), ": W must be FP32, got ", DataTypeName(w->dtype())));
+    }
+    if (w->rank() < 3 || w->rank() > 5) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(node.Describe(), ": W must have rank 3 to 5, got ", w->shape().ToString()));
+    }
+    k->const_w_ = true;
+    k->w_shape_ = w->shape();
+    k->w_plain_ = *w;
+  }
+  if (const Tensor* b = k->has_bias_ ? graph.ConstantOf(node.input(2)) : nullptr) {
+    if (b->dtype() != DataType::kFp32 || b->rank() != 1 ||
+        (k->const_w_ && b->dim(0) != k->w_shape_[0])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(node.Describe(), ": bias B must be FP32 [M] with M = W's first dim, got ",
+                       b->DebugString()));
+    }
+    k->const_b_ = true;
+    try {
+      int64_t n = b->dim(0);
+      k->bias_ = memory(PlainDesc(&n, 1), DnnlEngine());
+      std::copy_n(b->data<float>(), n, static_cast<float*>(k->bias_.get_data_handle()));
+    } catch (const dnnl::error& e) {
+      return DnnlError(node, "bias copy", e);
+    }
+  }
+  // Warm the cache (and pack the weights) when the input shape is known.
+  const Value& xv = graph.values[node.input(0)];
+  if (k->const_w_ && xv.shape && xv.shape->rank() == k->w_shape_.rank()) {
+    Shape x = *xv.shape;
+    if (x.rank() > 0 && x[0] < 0) x.set_dim(0, 1);
+    if (x.IsFullyDefined() && x.NumElements() > 0) {
+      FW_RETURN_IF_ERROR(k->GetEntry(node, x, k->w_shape_).status());
+    }
+  }
+  return std::unique_ptr<Kernel>(std::move(k));
+}
+
+memory ConvKernel::PackedWeights(const memory::desc& md) const {
+  for (const memory& m : packed_) {
+    if (m.get_desc() == md) return m;
+  }
+  memory src;
+  if (!w_plain_.empty()) {
+    memory::dims dims = md.dims();  // the plain ONNX layout, seen with the primitive's dims
+    src = memory(PlainDesc(dims.data(), static_cast<int>(dims.size())), DnnlEngine(),
+                 const_cast<void*>(w_plain_.raw_data()));
+  } else {
+    src = packed_.front();
+  }
+  memory dst(md, DnnlEngine());
+  dnnl::stream& s = DnnlStream();
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  packed_.push_back(dst);
+  w_plain_ = Tensor();  // the packed copy is the source from now on
+  return dst;
+}
+
+absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, const Shape& x,
+                                                             const Shape& w) const {
+  auto err = [&](const auto&... args) {
+    return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": ", args...));
+  };
+  const int rank = x.rank();
+  if (rank < 3 || rank > 5)
+    return err("X must have rank 3 to 5 (N, C, spatial...), got ", x.ToString());
+  if (w.rank() != rank) return err("W ", w.ToString(), " must have the rank of X ", x.ToString());
+  const int spatial = rank - 2;
+  const int64_t c = x[1], m = w[0];
+  if (m <= 0 || m % group_ != 0) {
+    return err("output channels ", m, " (W ", w.ToString(),
+               ") must be a positive multiple of group ", group_);
+  }
+  if (c != w[1] * group_) {
+    return err("X has ", c, " channels but W ", w.ToString(), " with group ", group_, " expects ",
+               w[1] * group_);
+  }
+  if (!attrs_.kernel_shape.empty()) {
+    if (static_cast<int>(attrs_.kernel_shape.size()) != spatial) {
+      return err("kernel_shape has ", attrs_.kernel_shape.size(), " values for ", spatial,
+                 " spatial axes");
+    }
+    for (int i = 0; i < spatial; ++i) {
+      if (attrs_.kernel_shape[i] != w[2 + i]) {
+        return err("kernel_shape does not match W ", w.ToString());
+      }
+    }
+  }
+  FW_ASSIGN_OR_RETURN(WindowGeometry g, ComputeWindow(node, attrs_, spatial, x.dims().data() + 2,
+                                                      w.dims().data() + 2));
+  auto e = std::make_shared<ConvEntry>();
+  e->x_shape = x;
+  e->w_shape = w;
+  e->y_shape = Shape{x[0], m};
+  for (int i = 0; i < spatial; ++i) e->y_shape.push_back(g.out[i]);
+  if (e->y_shape.NumElements() == 0 || x.NumElements() == 0) return e;  // nothing to compute
+  try {
+    e->src_md = PlainDesc(x.dims().data(), rank);
+    e->dst_md = PlainDesc(e->y_shape.dims().data(), rank);
+    memory::dims wdims;
+    if (group_ > 1) {
+      wdims.push_back(group_);
+      wdims.push_back(m / group_);
+    } else {
+      wdims.push_back(m);
+    }
+    for (int i = 1; i < rank; ++i) wdims.push_back(w[i]);
+    memory::desc w_plain = PlainDesc(wdims.data(), static_cast<int>(wdims.size()));
+    memory::desc w_any(wdims, memory::data_type::f32, memory::format_tag::any);
+    memory::desc bias_md = has_bias_ ? PlainDesc(&m, 1) : memory::desc();
+    memory::dims strides(g.strides.begin(), g.strides.end()), dil(spatial),
+        pl(g.pad_begin.begin(), g.pad_begin.end()), pr(g.pad_end.begin(), g.pad_end.end());
+    for (int i = 0; i < spatial; ++i) dil[i] = g.dilations[i] - 1;
+    const bool want_post_ops = has_z_ || act_.kind != ActivationKind::kNone;
+    auto make_pd = [&](bool blocked, bool post_ops) {
+      memory::desc src_any(e->src_md.dims(), memory::data_type::f32, memory::format_tag::any);
+      memory::desc dst_any(e->dst_md.dims(), memory::data_type::f32, memory::format_tag::any);
+      dnnl::convolution_forward::desc desc(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+          blocked ? src_any : e->src_md, const_w_ ? w_any : w_plain, bias_md,
+          blocked ? dst_any : e->dst_md, strides, dil, pl, pr);
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      if (post_ops) {
+        dnnl::post_ops po;
+        if (has_z_) po.append_sum(1.f);
+        AppendActivation(po, act_);
+        attr.set_post_ops(po);
+      }
+      return dnnl::convolution_forward::primitive_desc(desc, attr, DnnlEngine());
+    };
+    // Preferred first: blocked layouts with fused post-ops; the last resort is plain layouts with
+    // the epilogue done by hand.
+    dnnl::convolution_forward::primitive_desc pd;
+    bool done = false;
+    for (int attempt = 0; attempt < 4 && !done; ++attempt) {
+      const bool blocked = attempt < 2, post_ops = want_post_ops && attempt % 2 == 0;
+      if (!want_post_ops && attempt % 2 == 1) continue;
+      try {
+        pd = make_pd(blocked, post_ops);
+        done = true;
+        e->manual_epilogue = want_post_ops && !post_ops;
+      } catch (const dnnl::error&) {
+        if (attempt == 3) throw;
+      }
+    }
+    e->prim = dnnl::convolution_forward(pd);
+    e->conv_src_md = pd.src_desc();
+    e->conv_dst_md = pd.dst_desc();
+    e->w_md = pd.weights_desc();
+    e->bias_md = bias_md;
+    e->scratch_md = pd.scratchpad_desc();
+    e->scratch_bytes = e->scratch_md.get_size();
+    e->sum_z = has_z_ && !e->manual_epilogue;
+    // Below ~2M multiply-adds (a batch-1 layer of a small CNN) a second thread costs more in
+    // synchronisation than it saves.
+    e->single_thread = e->y_shape.NumElements() * w.Product(1, rank) < (int64_t{1} << 21);
+    if (e->conv_src_md != e->src_md) {
+      e->src_in = MakeReorder(e->src_md, e->conv_src_md, &e->src_in_scratch_md);
+      e->src_bytes = e->conv_src_md.get_size();
+      e->scratch_bytes = std::max(e->scratch_bytes, e->src_in_scratch_md.get_size());
+    }
+    if (e->conv_dst_md != e->dst_md) {
+      e->dst_out = MakeReorder(e->conv_dst_md, e->dst_md, &e->dst_out_scratch_md);
+      e->dst_bytes = e->conv_dst_md.get_size();
+      e->scratch_bytes = std::max(e->scratch_bytes, e->dst_out_scratch_md.get_size());
+      if (e->sum_z) {
+        e->z_in = MakeReorder(e->dst_md, e->conv_dst_md, &e->z_in_scratch_md);
+        e->scratch_bytes = std::max(e->scratch_bytes, e->z_in_scratch_md.get_size());
+      }
+    }
+  } catch (const dnnl::error& ex) {
+    return DnnlError(node, "convolution setup", ex);
+  }
+  return e;
+}
+
+absl::StatusOr<std::shared_ptr<const ConvEntry>> ConvKernel::GetEntry(const Node& node,
+                                                                      const Shape& x,
+                                                                      const Shape& w) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& e : cache_) {
+      if (e->x_shape == x && e->w_shape == w) return e;
+    }
+  }
+  FW_ASSIGN_OR_RETURN(std::shared_ptr<ConvEntry> e, Build(node, x, w));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (const_w_ && e->prim) {
+    try {
+      e->weights = PackedWeights(e->w_md);
+    } catch (const dnnl::error& ex) {
+      return DnnlError(node, "weight packing", ex);
+    }
+  }
+  if (cache_.size() < kMaxCachedShapes) {
+    cache_.push_back(e);
+  } else {
+    cache_[next_evict_] = e;
+    next_evict_ = (next_evict_ + 1) % kMaxCachedShapes;
+  }
+  return std::shared_ptr<const ConvEntry>(e);
+}
+
+absl::Status ConvKernel::Run(KernelContext& ctx) const {
+  FW_ASSIGN_OR_RETURN(const Tensor* x, ctx.RequiredInput(0));
+  const Tensor* w = nullptr;
+  const Tensor* b = nullptr;
+  const Tensor* z = nullptr;
+  if (!const_w_) {
+    FW_ASSIGN_OR_RETURN(w, ctx.RequiredInput(1));
+    if (w->dtype() != DataType::kFp32) return ctx.Error("W must be FP32, got ", w->DebugString());
+  }
+  if (x->dtype() != DataType::kFp32) return ctx.Error("X must be FP32, got ", x->DebugString());
+  const Shape& w_shape = const_w_ ? w_shape_ : w->shape();
+  if (has_bias_ && !const_b_) {
+    FW_ASSIGN_OR_RETURN(b, ctx.RequiredInput(2));
+    if (b->dtype() != DataType::kFp32 || b->rank() != 1 || w_shape.rank() < 1 ||
+        b->dim(0) != w_shape[0]) {
+      return ctx.Error("bias B must be FP32 [", w_shape.rank() > 0 ? w_shape[0] : 0, "], got ",
+                       b->DebugString());
+    }
+  }
+  FW_ASSIGN_OR_RETURN(std::shared_ptr<const ConvEntry> e,
+                      GetEntry(ctx.node(), x->shape(), w_shape));
+  FW_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, DataType::kFp32, e->y_shape));
+  if (has_z_) {
+    FW_ASSIGN_OR_RETURN(z, ctx.RequiredInput(3));
+    if (z->dtype() != DataType::kFp32 || z->shape() != e->y_shape) {
+      return ctx.Error("Z must be FP32 ", e->y_shape.ToString(), " like the output, got ",
+                       z->DebugString());
+    }
+  }
+  if (!e->prim) return absl::OkStatus();  // empty output
+  void* scratch = e->scratch_bytes > 0 ? ctx.Scratch(e->scratch_bytes) : nullptr;
+  void* src_buf = e->src_bytes > 0 ? ctx.Scratch(e->src_bytes) : const_cast<void*>(x->raw_data());
+  void* dst_buf = e->dst_bytes > 0 ? ctx.Scratch(e->dst_bytes) : y->raw_data();
+  try {
+    const dnnl::engine& eng = DnnlEngine();
+    dnnl::stream& s = DnnlStream();
+    SetDnnlThreads(e->single_thread ? 1 : ctx.num_threads());
+    auto with_scratch = [&](std::unordered_map<int, memory> args, const memory::desc& md) {
+      if (scratch != nullptr) args.emplace(DNNL_ARG_SCRATCHPAD, memory(md, eng, scratch));
+      return args;
+    };
+    memory conv_src(e->conv_src_md, eng, src_buf);
+    memory conv_dst(e->conv_dst_md, eng, dst_buf);
+    if (e->src_bytes > 0) {
+      memory src(e->src_md, eng, const_cast<void*>(x->raw_data()));
+      e->src_in.execute(
+          s, with_scratch({{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, conv_src}}, e->src_in_scratch_md));
+    }
+    if (e->sum_z) {
+      if (e->dst_bytes > 0) {
+        memory zm(e->dst_md, eng, const_cast<void*>(z->raw_data()));
+        e->z_in.execute(
+            s, with_scratch({{DNNL_ARG_FROM, zm}, {DNNL_ARG_TO, conv_dst}}, e->z_in_scratch_md));
+      } else {
+        std::memcpy(dst_buf, z->raw_data(), z->ByteSize());
+      }
+    }
+    memory weights = const_w_ ? e->weights : memory(e->w_md, eng, const_cast<void*>(w->raw_data()));
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, conv_src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, conv_dst}};
+    if (has_bias_) {
+      args.emplace(DNNL_ARG_BIAS,
+                   const_b_ ? bias_ : memory(e->bias_md, eng, const_cast<void*>(b->raw_data())));
+    }
+    e->prim.execute(s, with_scratch(std::move(args), e->scratch_md));
+    if (e->dst_bytes > 0) {
+      memory dst(e->dst_md, eng, y->raw_data());
+      e->dst_out.execute(
+          s, with_scratch({{DNNL_ARG_FROM, conv_dst}, {DNNL_ARG_TO, dst}}, e->dst_out_scratch_md));
+    }
+    s.wait();
+  } catch (const dnnl::error& ex) {
+    return DnnlError(ctx.node(), "convolution", ex);
+  }
+  if (e->manual_epilogue) {
+    float* out = y->data<float>();
+    const float* zd = z != nullptr ? z->data<float>() : nullptr;
+    const int64_t n = y->NumElements();
+    const Activation act = act_;
+    ctx.pool().ParallelFor((n + 4095) / 4096, 16, [&](int64_t begin, int64_t end) {
+      int64_t lo = begin * 4096, hi = std::min(n, end * 4096);
+      if (zd != nullptr) {
+        for (int64_t i = lo; i < hi; ++i) out[i] += zd[i];
+      }
+      ApplyActivation(act, out + lo, hi - lo);
+    });
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Kernel>> MakeConv(const Node& node, const Graph& graph) {
+  return ConvKernel::Create(node, graph, /*fused=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<Kernel>> MakeFusedConv(const Node& node, const Graph& graph) {
+  return ConvKernel::Create(node, graph, /*fused=*/true);
+}
+
+}  // namespace
+
+void RegisterConvKernels(KernelRegistry& registry) {
+  registry.Register("", "Conv", MakeConv);
+  registry.Register(kFlywheelDomain, "FusedConv", MakeFusedConv);
+  RegisterPoolKernels(registry);
+  RegisterBatchNormKernels(registry);
+  RegisterConvTransposeKernels(registry);
+}
 
 }  // namespace flywheel::engine

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make bench`: flywheel's engine against ONNX Runtime on the example models (same inputs, same
+# run), output check against ORT, transformer memory; writes docs/benchmarks.md.
+# Usage: scripts/bench.sh BUILD_DIR [extra options for bench/engine_vs_ort.py, e.g. --reps 3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+shift || true
+if [[ ! -x $build/flywheel ]]; then
+  echo "bench.sh: $build/flywheel not found; run 'make build' first" >&2
+  exit 1
+fi
+for tool in node npm /usr/bin/python3; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is required" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import numpy' 2>/dev/null ||
+  { echo "bench.sh: /usr/bin/python3 needs numpy (apt-get install python3-numpy)" >&2; exit 1; }
+
+echo "== installing the ONNX Runtime peer (../shared/peers/setup.sh)"
+peers=$(bash ../shared/peers/setup.sh)
+export FLYWHEEL_PEERS_DIR=$peers
+echo "   $peers"
+
+exec /usr/bin/python3 bench/engine_vs_ort.py --flywheel "$build/flywheel" \
+  --work "$build/bench-work" --out docs/benchmarks.md \
+  --command "make bench  (scripts/bench.sh $build${*:+ $*})" "$@"
