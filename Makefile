@@ -6,6 +6,8 @@ JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 export CCACHE_NOHASHDIR := 1
+# Paths under the checkout are hashed relative to it, so clones in other folders share the cache.
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: all deps build asan serve test unit-test asan-test fuzz-test arm-check bench format clean
 
