@@ -312,28 +312,32 @@ absl::StatusOr<std::unique_ptr<ExecPlan>> ExecPlan::Create(Graph graph,
   plan->graph_ = std::move(graph);
   const Graph& g = plan->graph_;
   const KernelRegistry& registry = KernelRegistry::Global();
+  const int n = static_cast<int>(g.nodes.size());
+  // A constant that every reader has copied into its own (pre-packed) form is freed as soon as
+  // its last reader is built, so that weights are never held twice, not even during the load.
+  std::vector<int> readers_left(g.values.size(), 0);
+  std::vector<bool> still_read(g.values.size(), false);
   for (const Node& node : g.nodes) {
+    for (int v : node.inputs) {
+      if (v >= 0) ++readers_left[v];
+    }
+  }
+  for (int k = 0; k < n; ++k) {
+    const Node& node = g.nodes[k];
     KernelFactory factory = registry.Find(node.domain, node.op_type);
     if (factory == nullptr) {
       return absl::UnimplementedError(absl::StrCat(node.Describe(), ": operator not supported"));
     }
     FW_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> kernel, factory(node, g));
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      int v = node.inputs[i];
+      if (v < 0) continue;
+      if (kernel->ReadsConstantInput(static_cast<int>(i))) still_read[v] = true;
+      if (--readers_left[v] == 0 && !still_read[v] && g.values[v].constant && !g.IsGraphOutput(v)) {
+        plan->graph_.values[v].constant.reset();
+      }
+    }
     plan->kernels_.push_back(std::move(kernel));
-  }
-  const int n = static_cast<int>(g.nodes.size());
-  // Free constants that every reader has copied into its own (pre-packed) form.
-  std::vector<bool> still_read(g.values.size(), false);
-  for (int k = 0; k < n; ++k) {
-    for (size_t i = 0; i < g.nodes[k].inputs.size(); ++i) {
-      int v = g.nodes[k].inputs[i];
-      if (v >= 0 && plan->kernels_[k]->ReadsConstantInput(static_cast<int>(i)))
-        still_read[v] = true;
-    }
-  }
-  for (size_t v = 0; v < g.values.size(); ++v) {
-    if (g.values[v].constant && !still_read[v] && !g.IsGraphOutput(static_cast<int>(v))) {
-      plan->graph_.values[v].constant.reset();
-    }
   }
   plan->last_use_.assign(g.values.size(), -1);
   plan->output_slot_.assign(g.values.size(), -1);

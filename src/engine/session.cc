@@ -80,8 +80,22 @@ absl::Status Session::Init(Graph graph, const SessionOptions& options) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Large buffers (weights, parsed tensors) always come from mmap, so memory a load frees goes back
+// to the system at once instead of staying in glibc's heap: a model costs its weights once.
+void UseMmapForLargeBuffers() {
+#if defined(__GLIBC__)
+  static const bool done = [] { return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1; }();
+  (void)done;
+#endif
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path,
                                                        const SessionOptions& options) {
+  UseMmapForLargeBuffers();
   FW_ASSIGN_OR_RETURN(Graph graph, LoadOnnxFile(path));
   std::unique_ptr<Session> session(new Session());
   absl::Status status = session->Init(std::move(graph), options);
@@ -95,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path,
 absl::StatusOr<std::unique_ptr<Session>> Session::LoadFromMemory(absl::string_view bytes,
                                                                  const std::string& model_dir,
                                                                  const SessionOptions& options) {
+  UseMmapForLargeBuffers();
   FW_ASSIGN_OR_RETURN(Graph graph, LoadOnnxBytes(bytes, model_dir, "model"));
   std::unique_ptr<Session> session(new Session());
   FW_RETURN_IF_ERROR(session->Init(std::move(graph), options));
