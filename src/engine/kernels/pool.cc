@@ -134,7 +134,21 @@ class PoolKernel : public Kernel {
         for (int64_t ow = 0; ow < g.out[2]; ++ow) {
           const AxisTaps& tw = taps[2][ow];
           float r;
-          if (kind_ == PoolKind::kMax) {
+          if (kind_ == PoolKind::kMax && idx == nullptr && td.lo < td.hi && th.lo < th.hi &&
+              tw.lo < tw.hi) {
+            // No Indices output: a branch-free max, seeded with the window's first element so that
+            // a NaN there behaves as in the general path below.
+            const float* first = in + ((td.start + td.lo * dd) * ih + th.start + th.lo * dh) * iw;
+            float best = first[tw.start + tw.lo * dw];
+            for (int64_t jd = td.lo; jd < td.hi; ++jd) {
+              const int64_t z = td.start + jd * dd;
+              for (int64_t jh = th.lo; jh < th.hi; ++jh) {
+                const float* row = in + (z * ih + th.start + jh * dh) * iw + tw.start;
+                for (int64_t jw = tw.lo; jw < tw.hi; ++jw) best = std::max(best, row[jw * dw]);
+              }
+            }
+            r = best;
+          } else if (kind_ == PoolKind::kMax) {
             float best = std::numeric_limits<float>::lowest();
             int64_t best_at = -1;
             for (int64_t jd = td.lo; jd < td.hi; ++jd) {
