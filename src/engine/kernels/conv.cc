@@ -41,6 +41,7 @@ struct ConvEntry {
   size_t scratch_bytes = 0;             // the largest scratchpad of the primitives above
   size_t src_bytes = 0, dst_bytes = 0;  // blocked temporaries (0 when no reorder)
   bool single_thread = false;           // too little work to pay for waking OpenMP threads
+  int threads = 1;                      // the session's intra-op threads it was built for
   bool sum_z = false;                   // Z enters via a sum post-op: dst is pre-filled with Z
   bool manual_epilogue = false;  // post-ops unsupported: add Z and apply the activation ourselves
 };
@@ -101,9 +102,9 @@ class ConvKernel : public Kernel {
 
  private:
   ConvKernel() = default;
-  absl::StatusOr<std::shared_ptr<const ConvEntry>> GetEntry(const Node& node, const Shape& x,
-                                                            const Shape& w) const;
-  absl::StatusOr<std::shared_ptr<ConvEntry>> Build(const Node& node, const Shape& x,
+  absl::StatusOr<std::shared_ptr<const ConvEntry>> GetEntry(const Node& node, int threads,
+                                                            const Shape& x, const Shape& w) const;
+  absl::StatusOr<std::shared_ptr<ConvEntry>> Build(const Node& node, int threads, const Shape& x,
                                                    const Shape& w) const;
   // REQUIRES: mu_ held. Returns constant weights packed as `md`.
   memory PackedWeights(const memory::desc& md) const;
@@ -180,7 +181,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Create(const Node& node, con
     Shape x = *xv.shape;
     if (x.rank() > 0 && x[0] < 0) x.set_dim(0, 1);
     if (x.IsFullyDefined() && x.NumElements() > 0) {
-      FW_RETURN_IF_ERROR(k->GetEntry(node, x, k->w_shape_).status());
+      FW_RETURN_IF_ERROR(k->GetEntry(node, 1, x, k->w_shape_).status());
     }
   }
   return std::unique_ptr<Kernel>(std::move(k));
@@ -207,8 +208,8 @@ memory ConvKernel::PackedWeights(const memory::desc& md) const {
   return dst;
 }
 
-absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, const Shape& x,
-                                                             const Shape& w) const {
+absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, int threads,
+                                                             const Shape& x, const Shape& w) const {
   auto err = [&](const auto&... args) {
     return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": ", args...));
   };
@@ -245,6 +246,12 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, c
   e->y_shape = Shape{x[0], m};
   for (int i = 0; i < spatial; ++i) e->y_shape.push_back(g.out[i]);
   if (e->y_shape.NumElements() == 0 || x.NumElements() == 0) return e;  // nothing to compute
+  // Below ~2M multiply-adds (a batch-1 layer of a small CNN) a second thread costs more in
+  // synchronisation than it saves. oneDNN fixes a primitive's thread count when it creates it, so
+  // the count is set before creation as well as before execution.
+  e->threads = threads;
+  e->single_thread = e->y_shape.NumElements() * w.Product(1, rank) < (int64_t{1} << 21);
+  SetDnnlThreads(e->single_thread ? 1 : threads);
   try {
     e->src_md = PlainDesc(x.dims().data(), rank);
     e->dst_md = PlainDesc(e->y_shape.dims().data(), rank);
@@ -303,9 +310,6 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, c
     e->scratch_md = pd.scratchpad_desc();
     e->scratch_bytes = e->scratch_md.get_size();
     e->sum_z = has_z_ && !e->manual_epilogue;
-    // Below ~2M multiply-adds (a batch-1 layer of a small CNN) a second thread costs more in
-    // synchronisation than it saves.
-    e->single_thread = e->y_shape.NumElements() * w.Product(1, rank) < (int64_t{1} << 21);
     if (e->conv_src_md != e->src_md) {
       e->src_in = MakeReorder(e->src_md, e->conv_src_md, &e->src_in_scratch_md);
       e->src_bytes = e->conv_src_md.get_size();
@@ -326,16 +330,16 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, c
   return e;
 }
 
-absl::StatusOr<std::shared_ptr<const ConvEntry>> ConvKernel::GetEntry(const Node& node,
+absl::StatusOr<std::shared_ptr<const ConvEntry>> ConvKernel::GetEntry(const Node& node, int threads,
                                                                       const Shape& x,
                                                                       const Shape& w) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& e : cache_) {
-      if (e->x_shape == x && e->w_shape == w) return e;
+      if (e->x_shape == x && e->w_shape == w && e->threads == threads) return e;
     }
   }
-  FW_ASSIGN_OR_RETURN(std::shared_ptr<ConvEntry> e, Build(node, x, w));
+  FW_ASSIGN_OR_RETURN(std::shared_ptr<ConvEntry> e, Build(node, threads, x, w));
   std::lock_guard<std::mutex> lock(mu_);
   if (const_w_ && e->prim) {
     try {
@@ -373,7 +377,7 @@ absl::Status ConvKernel::Run(KernelContext& ctx) const {
     }
   }
   FW_ASSIGN_OR_RETURN(std::shared_ptr<const ConvEntry> e,
-                      GetEntry(ctx.node(), x->shape(), w_shape));
+                      GetEntry(ctx.node(), ctx.num_threads(), x->shape(), w_shape));
   FW_ASSIGN_OR_RETURN(Tensor * y, ctx.AllocateOutput(0, DataType::kFp32, e->y_shape));
   if (has_z_) {
     FW_ASSIGN_OR_RETURN(z, ctx.RequiredInput(3));
