@@ -111,10 +111,18 @@ class PoolKernel : public Kernel {
     const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(work, 1));
     const float* in = x->data<float>();
     float* out = y->data<float>();
+    // 2-D max pooling without dilation or Indices (the common CNN case) takes the separable path.
+    const bool separable = kind_ == PoolKind::kMax && idx == nullptr && g3.out[0] == 1 &&
+                           g3.kernel[0] == 1 && g3.in[0] == 1 && g3.dilations[1] == 1 &&
+                           g3.dilations[2] == 1 && g3.in[2] <= kMaxSeparableWidth;
     ctx.pool().ParallelFor(planes, grain, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        PoolPlane(g3, taps, in + p * in_plane, out + p * out_plane,
-                  idx != nullptr ? idx + p * out_plane : nullptr, p * in_plane);
+        if (separable) {
+          MaxPlane2D(g3, taps, in + p * in_plane, out + p * out_plane);
+        } else {
+          PoolPlane(g3, taps, in + p * in_plane, out + p * out_plane,
+                    idx != nullptr ? idx + p * out_plane : nullptr, p * in_plane);
+        }
       }
     });
     return absl::OkStatus();
@@ -122,6 +130,42 @@ class PoolKernel : public Kernel {
 
  private:
   PoolKernel() = default;
+
+  // Widest input row the separable path handles (its row buffer lives on the stack).
+  static constexpr int64_t kMaxSeparableWidth = 2048;
+
+  // Max pooling of one 2-D plane in two passes per output row: the element-wise max of the
+  // window's input rows (contiguous, vectorised by the compiler), then the max across each
+  // window's columns of that row.
+  static void MaxPlane2D(const WindowGeometry& g, AxisTaps* const* taps, const float* in,
+                         float* out) {
+    const int64_t iw = g.in[2];
+    float row_max[kMaxSeparableWidth];
+    for (int64_t oh = 0; oh < g.out[1]; ++oh) {
+      const AxisTaps& th = taps[1][oh];
+      if (th.lo >= th.hi) {
+        for (int64_t ow = 0; ow < g.out[2]; ++ow) *out++ = std::numeric_limits<float>::lowest();
+        continue;
+      }
+      const float* first = in + (th.start + th.lo) * iw;
+      std::copy(first, first + iw, row_max);
+      for (int64_t jh = th.lo + 1; jh < th.hi; ++jh) {
+        const float* row = in + (th.start + jh) * iw;
+        for (int64_t w = 0; w < iw; ++w) row_max[w] = std::max(row_max[w], row[w]);
+      }
+      for (int64_t ow = 0; ow < g.out[2]; ++ow) {
+        const AxisTaps& tw = taps[2][ow];
+        if (tw.lo >= tw.hi) {
+          *out++ = std::numeric_limits<float>::lowest();
+          continue;
+        }
+        const float* r = row_max + tw.start;
+        float best = r[tw.lo];
+        for (int64_t jw = tw.lo + 1; jw < tw.hi; ++jw) best = std::max(best, r[jw]);
+        *out++ = best;
+      }
+    }
+  }
 
   void PoolPlane(const WindowGeometry& g, AxisTaps* const* taps, const float* in, float* out,
                  int64_t* idx, int64_t plane_offset) const {
