@@ -159,9 +159,10 @@ class PoolKernel : public Kernel {
           *out++ = std::numeric_limits<float>::lowest();
           continue;
         }
-        const float* r = row_max + tw.start;
-        float best = r[tw.lo];
-        for (int64_t jw = tw.lo + 1; jw < tw.hi; ++jw) best = std::max(best, r[jw]);
+        // tw.start may be negative (padding); only taps in [lo, hi) are inside the row.
+        float best = row_max[tw.start + tw.lo];
+        for (int64_t jw = tw.lo + 1; jw < tw.hi; ++jw)
+          best = std::max(best, row_max[tw.start + jw]);
         *out++ = best;
       }
     }
