@@ -2,6 +2,7 @@
 // with constant weights pre-packed at load into the layout oneDNN prefers. Registers the whole
 // convolution family (pools, BatchNormalization, ConvTranspose).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -44,7 +45,62 @@ struct ConvEntry {
   int threads = 1;                      // the session's intra-op threads it was built for
   bool sum_z = false;                   // Z enters via a sum post-op: dst is pre-filled with Z
   bool manual_epilogue = false;  // post-ops unsupported: add Z and apply the activation ourselves
+  uint64_t id = 0;               // unique over the process: keys the per-thread call cache
 };
+
+// The oneDNN memory objects and argument maps of one entry's execution, kept per thread and
+// re-pointed at each run's buffers, so that a run creates no oneDNN objects and allocates nothing.
+struct ConvCall {
+  uint64_t id = 0;
+  memory src, conv_src, conv_dst, dst, z, weights, bias;
+  memory scratch_src, scratch_z, scratch_conv, scratch_dst;
+  std::unordered_map<int, memory> src_args, z_args, conv_args, dst_args;
+};
+
+// Returns this thread's call cache for `e`, building it on first use. Entries are identified by
+// id, never by address, so a freed entry's slot is simply rebuilt.
+ConvCall& CallFor(const ConvEntry& e, const dnnl::engine& eng) {
+  constexpr int kSlots = 16;
+  thread_local ConvCall slots[kSlots];
+  thread_local int next = 0;
+  for (ConvCall& c : slots) {
+    if (c.id == e.id) return c;
+  }
+  ConvCall& c = slots[next];
+  next = (next + 1) % kSlots;
+  c = ConvCall{};
+  c.id = e.id;
+  c.conv_src = memory(e.conv_src_md, eng, DNNL_MEMORY_NONE);
+  c.conv_dst = memory(e.conv_dst_md, eng, DNNL_MEMORY_NONE);
+  c.src = memory(e.src_md, eng, DNNL_MEMORY_NONE);
+  c.dst = memory(e.dst_md, eng, DNNL_MEMORY_NONE);
+  c.weights = memory(e.w_md, eng, DNNL_MEMORY_NONE);
+  if (e.bias_md.get_size() > 0) c.bias = memory(e.bias_md, eng, DNNL_MEMORY_NONE);
+  auto scratch = [&](const memory::desc& md) { return memory(md, eng, DNNL_MEMORY_NONE); };
+  c.scratch_conv = scratch(e.scratch_md);
+  c.conv_args = {{DNNL_ARG_SRC, c.conv_src},
+                 {DNNL_ARG_WEIGHTS, c.weights},
+                 {DNNL_ARG_DST, c.conv_dst},
+                 {DNNL_ARG_SCRATCHPAD, c.scratch_conv}};
+  if (c.bias) c.conv_args.emplace(DNNL_ARG_BIAS, c.bias);
+  if (e.src_bytes > 0) {
+    c.scratch_src = scratch(e.src_in_scratch_md);
+    c.src_args = {
+        {DNNL_ARG_FROM, c.src}, {DNNL_ARG_TO, c.conv_src}, {DNNL_ARG_SCRATCHPAD, c.scratch_src}};
+  }
+  if (e.dst_bytes > 0) {
+    c.scratch_dst = scratch(e.dst_out_scratch_md);
+    c.dst_args = {
+        {DNNL_ARG_FROM, c.conv_dst}, {DNNL_ARG_TO, c.dst}, {DNNL_ARG_SCRATCHPAD, c.scratch_dst}};
+    if (e.sum_z) {
+      c.z = memory(e.dst_md, eng, DNNL_MEMORY_NONE);
+      c.scratch_z = scratch(e.z_in_scratch_md);
+      c.z_args = {
+          {DNNL_ARG_FROM, c.z}, {DNNL_ARG_TO, c.conv_dst}, {DNNL_ARG_SCRATCHPAD, c.scratch_z}};
+    }
+  }
+  return c;
+}
 
 // A reorder with a user-managed scratchpad, whose descriptor goes to `scratch_md`.
 dnnl::reorder MakeReorder(const memory::desc& from, const memory::desc& to,
@@ -240,7 +296,9 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
   }
   FW_ASSIGN_OR_RETURN(WindowGeometry g, ComputeWindow(node, attrs_, spatial, x.dims().data() + 2,
                                                       w.dims().data() + 2));
+  static std::atomic<uint64_t> next_id{1};
   auto e = std::make_shared<ConvEntry>();
+  e->id = next_id.fetch_add(1);
   e->x_shape = x;
   e->w_shape = w;
   e->y_shape = Shape{x[0], m};
@@ -394,38 +452,45 @@ absl::Status ConvKernel::Run(KernelContext& ctx) const {
     const dnnl::engine& eng = DnnlEngine();
     dnnl::stream& s = DnnlStream();
     SetDnnlThreads(e->single_thread ? 1 : ctx.num_threads());
-    auto with_scratch = [&](std::unordered_map<int, memory> args, const memory::desc& md) {
-      if (scratch != nullptr) args.emplace(DNNL_ARG_SCRATCHPAD, memory(md, eng, scratch));
-      return args;
-    };
-    memory conv_src(e->conv_src_md, eng, src_buf);
-    memory conv_dst(e->conv_dst_md, eng, dst_buf);
+    ConvCall& call = CallFor(*e, eng);
+    // Every scratchpad of this node shares one buffer: the primitives run one after another.
+    for (memory* m : {&call.scratch_src, &call.scratch_z, &call.scratch_conv, &call.scratch_dst}) {
+      if (*m) m->set_data_handle(scratch);
+    }
+    call.conv_src.set_data_handle(src_buf);
+    call.conv_dst.set_data_handle(dst_buf);
     if (e->src_bytes > 0) {
-      memory src(e->src_md, eng, const_cast<void*>(x->raw_data()));
-      e->src_in.execute(
-          s, with_scratch({{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, conv_src}}, e->src_in_scratch_md));
+      call.src.set_data_handle(const_cast<void*>(x->raw_data()));
+      e->src_in.execute(s, call.src_args);
     }
     if (e->sum_z) {
       if (e->dst_bytes > 0) {
-        memory zm(e->dst_md, eng, const_cast<void*>(z->raw_data()));
-        e->z_in.execute(
-            s, with_scratch({{DNNL_ARG_FROM, zm}, {DNNL_ARG_TO, conv_dst}}, e->z_in_scratch_md));
+        call.z.set_data_handle(const_cast<void*>(z->raw_data()));
+        e->z_in.execute(s, call.z_args);
       } else {
         std::memcpy(dst_buf, z->raw_data(), z->ByteSize());
       }
     }
-    memory weights = const_w_ ? e->weights : memory(e->w_md, eng, const_cast<void*>(w->raw_data()));
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, conv_src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, conv_dst}};
-    if (has_bias_) {
-      args.emplace(DNNL_ARG_BIAS,
-                   const_b_ ? bias_ : memory(e->bias_md, eng, const_cast<void*>(b->raw_data())));
+    // Constant weights and bias are the entry's and the kernel's own memory objects; they are put
+    // in the argument map for this call only, so the thread's cache never keeps them alive.
+    if (const_w_) {
+      call.conv_args[DNNL_ARG_WEIGHTS] = e->weights;
+    } else {
+      call.weights.set_data_handle(const_cast<void*>(w->raw_data()));
     }
-    e->prim.execute(s, with_scratch(std::move(args), e->scratch_md));
+    if (has_bias_) {
+      if (const_b_) {
+        call.conv_args[DNNL_ARG_BIAS] = bias_;
+      } else {
+        call.bias.set_data_handle(const_cast<void*>(b->raw_data()));
+      }
+    }
+    e->prim.execute(s, call.conv_args);
+    if (const_w_) call.conv_args[DNNL_ARG_WEIGHTS] = call.weights;
+    if (has_bias_ && const_b_) call.conv_args[DNNL_ARG_BIAS] = call.bias;
     if (e->dst_bytes > 0) {
-      memory dst(e->dst_md, eng, y->raw_data());
-      e->dst_out.execute(
-          s, with_scratch({{DNNL_ARG_FROM, conv_dst}, {DNNL_ARG_TO, dst}}, e->dst_out_scratch_md));
+      call.dst.set_data_handle(y->raw_data());
+      e->dst_out.execute(s, call.dst_args);
     }
     s.wait();
   } catch (const dnnl::error& ex) {
