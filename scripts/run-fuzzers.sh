@@ -45,7 +45,10 @@ for bin in "${targets[@]}"; do
   start=$(date +%s)
   status=ok
   # -timeout: one input taking over 10 s is a bug; -rss_limit_mb: so is one needing 2 GiB.
-  if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  # -seed: a fixed seed makes the run in `make test` repeatable (FUZZ_SEED=0 picks a random one
+  # for exploratory fuzzing; crashes found that way go into the corpus as regression inputs).
+  if ! "$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+      -max_len=65536 \
       -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1; then
     status=FAILED
     failed=1

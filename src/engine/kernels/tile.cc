@@ -25,7 +25,12 @@ class TileKernel : public Kernel {
     Shape out_shape;
     for (int k = 0; k < rank; ++k) {
       if (repeats[k] < 0) return ctx.Error("repeats[", k, "] = ", repeats[k], " is negative");
-      out_shape.push_back(in->dim(k) * repeats[k]);
+      int64_t dim;
+      if (__builtin_mul_overflow(in->dim(k), repeats[k], &dim)) {
+        return ctx.Error("repeats[", k, "] = ", repeats[k], " times dimension ", in->dim(k),
+                         " overflows");
+      }
+      out_shape.push_back(dim);
     }
     FW_ASSIGN_OR_RETURN(Tensor * out, ctx.AllocateOutput(0, in->dtype(), out_shape));
     if (out->NumElements() == 0) return absl::OkStatus();
