@@ -18,14 +18,6 @@ using testing::OpSpec;
 using testing::RunOp;
 using testing::StringAttr;
 
-Tensor Random(Shape shape, uint32_t seed) {
-  Tensor t = Tensor::Allocate(DataType::kFp32, shape);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  for (int64_t i = 0; i < t.NumElements(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
-
 struct ConvCase {
   int64_t n = 1, c = 4, m = 6;
   std::vector<int64_t> in = {7, 7};
@@ -146,7 +138,8 @@ void CheckConv(const ConvCase& cc) {
   Shape xs{cc.n, cc.c}, ws{cc.m, cc.c / cc.group};
   for (int64_t d : cc.in) xs.push_back(d);
   for (int64_t d : cc.k) ws.push_back(d);
-  Tensor x = Random(xs, 1), w = Random(ws, 2), b = Random(Shape{cc.m}, 3);
+  Tensor x = testing::RandomTensor(xs, 1), w = testing::RandomTensor(ws, 2),
+         b = testing::RandomTensor(Shape{cc.m}, 3);
   Tensor want = RefConv(cc, x, w, cc.bias ? &b : nullptr, nullptr, Activation{});
   for (bool const_w : {true, false}) {
     for (int threads : {1, 2}) {
@@ -190,7 +183,8 @@ TEST(ConvTest, OneDStridedDilated) {
 }
 TEST(ConvTest, KernelShapeAttribute) {
   ConvCase cc;
-  Tensor x = Random(Shape{1, 4, 7, 7}, 1), w = Random(Shape{6, 4, 3, 3}, 2);
+  Tensor x = testing::RandomTensor(Shape{1, 4, 7, 7}, 1),
+         w = testing::RandomTensor(Shape{6, 4, 3, 3}, 2);
   OpSpec spec = MakeSpec(cc, true, 1);
   spec.constant_inputs = {1};
   spec.attributes["kernel_shape"] = IntsAttr({3, 3});
@@ -203,34 +197,38 @@ TEST(ConvTest, KernelShapeAttribute) {
 }
 
 TEST(ConvTest, ShapeErrors) {
-  Tensor x = Random(Shape{1, 4, 5, 5}, 1);
+  Tensor x = testing::RandomTensor(Shape{1, 4, 5, 5}, 1);
   OpSpec spec{.op_type = "Conv"};
   // Channel mismatch.
-  auto r = RunOp(spec, {x, Random(Shape{2, 3, 3, 3}, 2)});
+  auto r = RunOp(spec, {x, testing::RandomTensor(Shape{2, 3, 3, 3}, 2)});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("test_node"), std::string::npos) << r.status();
   // Kernel larger than the padded input.
-  r = RunOp(spec, {x, Random(Shape{2, 4, 7, 7}, 2)});
+  r = RunOp(spec, {x, testing::RandomTensor(Shape{2, 4, 7, 7}, 2)});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("larger"), std::string::npos) << r.status();
   // Wrong weight rank.
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{2, 4, 3}, 2)}).ok());
+  EXPECT_FALSE(RunOp(spec, {x, testing::RandomTensor(Shape{2, 4, 3}, 2)}).ok());
   // Group does not divide.
   spec.attributes["group"] = IntAttr(3);
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{2, 4, 3, 3}, 2)}).ok());
+  EXPECT_FALSE(RunOp(spec, {x, testing::RandomTensor(Shape{2, 4, 3, 3}, 2)}).ok());
   spec.attributes["group"] = IntAttr(0);
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{2, 4, 3, 3}, 2)}).ok());
+  EXPECT_FALSE(RunOp(spec, {x, testing::RandomTensor(Shape{2, 4, 3, 3}, 2)}).ok());
   // Bad bias length, constant weights (checked at load).
   OpSpec cs{.op_type = "Conv", .constant_inputs = {1, 2}};
-  EXPECT_FALSE(RunOp(cs, {x, Random(Shape{2, 4, 3, 3}, 2), Random(Shape{3}, 3)}).ok());
+  EXPECT_FALSE(RunOp(cs, {x, testing::RandomTensor(Shape{2, 4, 3, 3}, 2),
+                          testing::RandomTensor(Shape{3}, 3)})
+                   .ok());
   // Bad strides.
   OpSpec ss{.op_type = "Conv"};
   ss.attributes["strides"] = IntsAttr({0, 1});
-  EXPECT_FALSE(RunOp(ss, {x, Random(Shape{2, 4, 3, 3}, 2)}).ok());
+  EXPECT_FALSE(RunOp(ss, {x, testing::RandomTensor(Shape{2, 4, 3, 3}, 2)}).ok());
   ss.attributes["strides"] = IntsAttr({1, 1, 1});
-  EXPECT_FALSE(RunOp(ss, {x, Random(Shape{2, 4, 3, 3}, 2)}).ok());
+  EXPECT_FALSE(RunOp(ss, {x, testing::RandomTensor(Shape{2, 4, 3, 3}, 2)}).ok());
   // Rank-2 input.
-  EXPECT_FALSE(RunOp(spec, {Random(Shape{4, 5}, 1), Random(Shape{2, 4}, 2)}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor(Shape{4, 5}, 1), testing::RandomTensor(Shape{2, 4}, 2)})
+          .ok());
 }
 
 TEST(ConvTest, ShapeChangesBetweenRuns) {
@@ -240,8 +238,9 @@ TEST(ConvTest, ShapeChangesBetweenRuns) {
     for (int64_t hw : {5, 9}) {
       cc.n = n;
       cc.in = {hw, hw + 1};
-      Tensor x = Random(Shape{n, 3, hw, hw + 1}, 5), w = Random(Shape{4, 3, 3, 3}, 6),
-             b = Random(Shape{4}, 7);
+      Tensor x = testing::RandomTensor(Shape{n, 3, hw, hw + 1}, 5),
+             w = testing::RandomTensor(Shape{4, 3, 3, 3}, 6),
+             b = testing::RandomTensor(Shape{4}, 7);
       auto got = RunOp(spec, {x, w, b});
       ASSERT_TRUE(got.ok()) << got.status();
       testing::ExpectTensorNear((*got)[0], RefConv(cc, x, w, &b, nullptr, Activation{}));
@@ -266,8 +265,9 @@ TEST(FusedConvTest, ActivationsWithAndWithoutZ) {
                           {"HardSigmoid", ActivationKind::kHardSigmoid, 0.2f, 0.5f},
                           {"Elu", ActivationKind::kElu, 0.8f, 0}};
   ConvCase cc{.n = 2, .c = 8, .m = 8, .in = {6, 6}, .pads = {1, 1, 1, 1}};
-  Tensor x = Random(Shape{2, 8, 6, 6}, 1), w = Random(Shape{8, 8, 3, 3}, 2),
-         b = Random(Shape{8}, 3), z = Random(Shape{2, 8, 6, 6}, 4);
+  Tensor x = testing::RandomTensor(Shape{2, 8, 6, 6}, 1),
+         w = testing::RandomTensor(Shape{8, 8, 3, 3}, 2), b = testing::RandomTensor(Shape{8}, 3),
+         z = testing::RandomTensor(Shape{2, 8, 6, 6}, 4);
   for (const ActCase& a : acts) {
     for (bool with_z : {false, true}) {
       for (bool const_w : {true, false}) {
@@ -291,8 +291,9 @@ TEST(FusedConvTest, ActivationsWithAndWithoutZ) {
 
 TEST(FusedConvTest, ZWithoutBiasAndBadZ) {
   ConvCase cc{.c = 4, .m = 4, .in = {5, 5}, .pads = {1, 1, 1, 1}, .bias = false};
-  Tensor x = Random(Shape{1, 4, 5, 5}, 1), w = Random(Shape{4, 4, 3, 3}, 2),
-         z = Random(Shape{1, 4, 5, 5}, 4);
+  Tensor x = testing::RandomTensor(Shape{1, 4, 5, 5}, 1),
+         w = testing::RandomTensor(Shape{4, 4, 3, 3}, 2),
+         z = testing::RandomTensor(Shape{1, 4, 5, 5}, 4);
   OpSpec spec = MakeSpec(cc, true, 1);
   spec.op_type = "FusedConv";
   spec.domain = "com.flywheel";
@@ -301,7 +302,7 @@ TEST(FusedConvTest, ZWithoutBiasAndBadZ) {
   ASSERT_TRUE(got.ok()) << got.status();
   testing::ExpectTensorNear((*got)[0],
                             RefConv(cc, x, w, nullptr, &z, Activation{ActivationKind::kRelu}));
-  EXPECT_FALSE(RunOp(spec, {x, w, Tensor(), Random(Shape{1, 4, 5, 4}, 4)}).ok());
+  EXPECT_FALSE(RunOp(spec, {x, w, Tensor(), testing::RandomTensor(Shape{1, 4, 5, 4}, 4)}).ok());
   spec.attributes["activation"] = StringAttr("Swish");
   EXPECT_FALSE(RunOp(spec, {x, w, Tensor(), z}).ok());
 }

@@ -15,14 +15,6 @@ using testing::OpSpec;
 using testing::RunOp;
 using testing::StringAttr;
 
-Tensor Random(Shape shape, uint32_t seed) {
-  Tensor t = Tensor::Allocate(DataType::kFp32, shape);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  for (int64_t i = 0; i < t.NumElements(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
-
 struct CtCase {
   int64_t n = 1, c = 4, m = 6, group = 1;
   std::vector<int64_t> in = {4, 5}, k = {3, 3}, strides, dilations, pads, output_padding,
@@ -86,7 +78,8 @@ void Check(const CtCase& cc) {
   Shape xs{cc.n, cc.c}, ws{cc.c, cc.m / cc.group};
   for (int64_t v : cc.in) xs.push_back(v);
   for (int64_t v : cc.k) ws.push_back(v);
-  Tensor x = Random(xs, 1), w = Random(ws, 2), b = Random(Shape{cc.m}, 3);
+  Tensor x = testing::RandomTensor(xs, 1), w = testing::RandomTensor(ws, 2),
+         b = testing::RandomTensor(Shape{cc.m}, 3);
   Tensor want = Ref(cc, x, w, cc.bias ? &b : nullptr);
   for (int threads : {1, 2}) {
     OpSpec spec{.op_type = "ConvTranspose", .threads = threads};
@@ -126,17 +119,20 @@ TEST(ConvTransposeTest, OneD) {
 }
 
 TEST(ConvTransposeTest, Errors) {
-  Tensor x = Random(Shape{1, 4, 3, 3}, 1);
+  Tensor x = testing::RandomTensor(Shape{1, 4, 3, 3}, 1);
   OpSpec spec{.op_type = "ConvTranspose"};
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{3, 2, 3, 3}, 2)}).ok());  // channel mismatch
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{4, 2, 3}, 2)}).ok());     // rank mismatch
+  EXPECT_FALSE(
+      RunOp(spec, {x, testing::RandomTensor(Shape{3, 2, 3, 3}, 2)}).ok());  // channel mismatch
+  EXPECT_FALSE(RunOp(spec, {x, testing::RandomTensor(Shape{4, 2, 3}, 2)}).ok());  // rank mismatch
   spec.attributes["pads"] = IntsAttr({3, 3, 3, 3});
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{4, 2, 3, 3}, 2)}).ok());  // pads remove output
+  EXPECT_FALSE(
+      RunOp(spec, {x, testing::RandomTensor(Shape{4, 2, 3, 3}, 2)}).ok());  // pads remove output
   spec.attributes.erase("pads");
   spec.attributes["output_shape"] = IntsAttr({50, 50});
-  EXPECT_FALSE(RunOp(spec, {x, Random(Shape{4, 2, 3, 3}, 2)}).ok());
-  EXPECT_FALSE(
-      RunOp(spec, {Random(Shape{1, 4, 2, 2, 2}, 1), Random(Shape{4, 2, 1, 1, 1}, 2)}).ok());
+  EXPECT_FALSE(RunOp(spec, {x, testing::RandomTensor(Shape{4, 2, 3, 3}, 2)}).ok());
+  EXPECT_FALSE(RunOp(spec, {testing::RandomTensor(Shape{1, 4, 2, 2, 2}, 1),
+                            testing::RandomTensor(Shape{4, 2, 1, 1, 1}, 2)})
+                   .ok());
 }
 
 }  // namespace

@@ -20,14 +20,6 @@ using testing::OpSpec;
 using testing::RunOp;
 using testing::StringAttr;
 
-Tensor Random(Shape shape, uint32_t seed) {
-  Tensor t = Tensor::Allocate(DataType::kFp32, shape);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  for (int64_t i = 0; i < t.NumElements(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
-
 double Act(const Activation& act, double x) {
   switch (act.kind) {
     case ActivationKind::kNone:
@@ -118,7 +110,7 @@ TEST(MatMulOpTest, ShapesBroadcastConstantAndThreads) {
   };
   uint32_t seed = 1;
   for (const MatMulCase& c : cases) {
-    Tensor a = Random(c.a, seed++), b = Random(c.b, seed++);
+    Tensor a = testing::RandomTensor(c.a, seed++), b = testing::RandomTensor(c.b, seed++);
     Tensor want = RefMatMul(a, b);
     for (int constant = 0; constant < 2; ++constant) {
       for (int threads : {1, 2}) {
@@ -155,10 +147,13 @@ TEST(MatMulOpTest, IntegerAndDoubleTypes) {
 
 TEST(MatMulOpTest, MismatchedInnerDimensionIsAnError) {
   OpSpec spec{.op_type = "MatMul"};
-  EXPECT_FALSE(RunOp(spec, {Random({3, 4}, 1), Random({5, 6}, 2)}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({3, 4}, 1), testing::RandomTensor({5, 6}, 2)}).ok());
   spec.constant_inputs = {1};
-  EXPECT_FALSE(RunOp(spec, {Random({3, 4}, 1), Random({5, 6}, 2)}).ok());
-  EXPECT_FALSE(RunOp(spec, {Random({2, 3, 4}, 1), Random({3, 4, 6}, 2)}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({3, 4}, 1), testing::RandomTensor({5, 6}, 2)}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({2, 3, 4}, 1), testing::RandomTensor({3, 4, 6}, 2)}).ok());
 }
 
 std::vector<std::pair<std::string, Activation>> AllActivations() {
@@ -186,8 +181,8 @@ TEST(FusedMatMulOpTest, EveryActivationWithAndWithoutBias) {
   uint32_t seed = 50;
   for (const auto& [name, act] : AllActivations()) {
     for (const MatMulCase& c : cases) {
-      Tensor a = Random(c.a, seed++), b = Random(c.b, seed++);
-      Tensor bias = Random({c.b[1]}, seed++);
+      Tensor a = testing::RandomTensor(c.a, seed++), b = testing::RandomTensor(c.b, seed++);
+      Tensor bias = testing::RandomTensor({c.b[1]}, seed++);
       for (int with_bias = 0; with_bias < 2; ++with_bias) {
         Tensor want = RefMatMul(a, b, with_bias ? &bias : nullptr, act);
         for (int constant = 0; constant < 2; ++constant) {
@@ -212,7 +207,8 @@ TEST(FusedMatMulOpTest, EveryActivationWithAndWithoutBias) {
 TEST(FusedMatMulOpTest, UnknownActivationFailsAtLoad) {
   OpSpec spec{.op_type = "FusedMatMul", .domain = "com.flywheel"};
   spec.attributes["activation"] = StringAttr("Swish9");
-  EXPECT_FALSE(RunOp(spec, {Random({2, 3}, 1), Random({3, 4}, 2)}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({2, 3}, 1), testing::RandomTensor({3, 4}, 2)}).ok());
 }
 
 // Gemm reference: alpha * op(A) op(B) + beta * broadcast(C), then the activation.
@@ -249,9 +245,9 @@ TEST(GemmOpTest, TransposesAlphaBetaAndEveryCBroadcast) {
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
         for (int ci = -1; ci < static_cast<int>(c_shapes.size()); ++ci) {
-          Tensor a = Random(ta ? Shape{k, m} : Shape{m, k}, seed++);
-          Tensor b = Random(tb ? Shape{n, k} : Shape{k, n}, seed++);
-          Tensor c = ci >= 0 ? Random(c_shapes[ci], seed++) : Tensor();
+          Tensor a = testing::RandomTensor(ta ? Shape{k, m} : Shape{m, k}, seed++);
+          Tensor b = testing::RandomTensor(tb ? Shape{n, k} : Shape{k, n}, seed++);
+          Tensor c = ci >= 0 ? testing::RandomTensor(c_shapes[ci], seed++) : Tensor();
           for (float beta : {1.0f, 0.5f}) {
             Tensor want = RefGemm(a, b, ci >= 0 ? &c : nullptr, ta, tb, 0.75f, beta);
             for (int constant = 0; constant < 2; ++constant)
@@ -278,18 +274,27 @@ TEST(GemmOpTest, TransposesAlphaBetaAndEveryCBroadcast) {
 
 TEST(GemmOpTest, BadShapesAreErrors) {
   OpSpec spec{.op_type = "Gemm"};
-  EXPECT_FALSE(RunOp(spec, {Random({3, 4}, 1), Random({5, 6}, 2), Tensor()}).ok());
-  EXPECT_FALSE(RunOp(spec, {Random({3, 4}, 1), Random({4, 6}, 2), Random({2, 6}, 3)}).ok());
-  EXPECT_FALSE(RunOp(spec, {Random({3, 4, 1}, 1), Random({4, 6}, 2), Tensor()}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({3, 4}, 1), testing::RandomTensor({5, 6}, 2), Tensor()})
+          .ok());
+  EXPECT_FALSE(RunOp(spec, {testing::RandomTensor({3, 4}, 1), testing::RandomTensor({4, 6}, 2),
+                            testing::RandomTensor({2, 6}, 3)})
+                   .ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({3, 4, 1}, 1), testing::RandomTensor({4, 6}, 2), Tensor()})
+          .ok());
   spec.constant_inputs = {1};
-  EXPECT_FALSE(RunOp(spec, {Random({3, 4}, 1), Random({5, 6}, 2), Tensor()}).ok());
+  EXPECT_FALSE(
+      RunOp(spec, {testing::RandomTensor({3, 4}, 1), testing::RandomTensor({5, 6}, 2), Tensor()})
+          .ok());
 }
 
 TEST(FusedGemmOpTest, EveryActivation) {
   uint32_t seed = 400;
   for (const auto& [name, act] : AllActivations()) {
     for (int constant = 0; constant < 2; ++constant) {
-      Tensor a = Random({9, 33}, seed++), b = Random({65, 33}, seed++), c = Random({65}, seed++);
+      Tensor a = testing::RandomTensor({9, 33}, seed++),
+             b = testing::RandomTensor({65, 33}, seed++), c = testing::RandomTensor({65}, seed++);
       Tensor want = RefGemm(a, b, &c, false, true, 1.0f, 1.0f, act);
       OpSpec spec{.op_type = "FusedGemm", .domain = "com.flywheel"};
       SetActivation(spec, name, act);

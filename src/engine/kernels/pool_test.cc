@@ -17,14 +17,6 @@ using testing::OpSpec;
 using testing::RunOp;
 using testing::StringAttr;
 
-Tensor Random(Shape shape, uint32_t seed) {
-  Tensor t = Tensor::Allocate(DataType::kFp32, shape);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1, 1);
-  for (int64_t i = 0; i < t.NumElements(); ++i) t.data<float>()[i] = dist(rng);
-  return t;
-}
-
 struct PoolCase {
   std::string op = "MaxPool";
   int64_t n = 2, c = 3;
@@ -98,7 +90,7 @@ std::pair<Tensor, Tensor> RefPool(const PoolCase& pc, const Tensor& x) {
 void CheckPool(const PoolCase& pc) {
   Shape xs{pc.n, pc.c};
   for (int64_t d : pc.in) xs.push_back(d);
-  Tensor x = Random(xs, 11);
+  Tensor x = testing::RandomTensor(xs, 11);
   auto [want, want_idx] = RefPool(pc, x);
   for (int threads : {1, 2}) {
     OpSpec spec{.op_type = pc.op};
@@ -168,7 +160,7 @@ TEST(AveragePoolTest, OneD) {
 }
 
 TEST(PoolTest, Errors) {
-  Tensor x = Random(Shape{1, 2, 4, 4}, 1);
+  Tensor x = testing::RandomTensor(Shape{1, 2, 4, 4}, 1);
   OpSpec spec{.op_type = "MaxPool"};
   EXPECT_FALSE(RunOp(spec, {x}).ok());  // no kernel_shape
   spec.attributes["kernel_shape"] = IntsAttr({5, 5});
@@ -187,7 +179,7 @@ TEST(PoolTest, Errors) {
 
 TEST(GlobalPoolTest, AverageAndMax) {
   for (Shape s : {Shape{2, 3, 5, 7}, Shape{1, 4, 1, 1}, Shape{3, 2, 9}, Shape{64, 64, 4, 4}}) {
-    Tensor x = Random(s, 5);
+    Tensor x = testing::RandomTensor(s, 5);
     const int64_t planes = s[0] * s[1], inner = x.NumElements() / planes;
     Shape ys{s[0], s[1]};
     for (int i = 2; i < s.rank(); ++i) ys.push_back(1);
@@ -210,7 +202,7 @@ TEST(GlobalPoolTest, AverageAndMax) {
       testing::ExpectTensorNear((*got)[0], mx);
     }
   }
-  EXPECT_FALSE(RunOp({.op_type = "GlobalAveragePool"}, {Random(Shape{3}, 1)}).ok());
+  EXPECT_FALSE(RunOp({.op_type = "GlobalAveragePool"}, {testing::RandomTensor(Shape{3}, 1)}).ok());
 }
 
 }  // namespace

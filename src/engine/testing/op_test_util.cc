@@ -2,12 +2,21 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "engine/exec_plan.h"
 
 namespace flywheel::engine::testing {
+
+Tensor RandomTensor(Shape shape, uint32_t seed) {
+  Tensor t = Tensor::Allocate(DataType::kFp32, std::move(shape));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  for (int64_t i = 0; i < t.NumElements(); ++i) t.data<float>()[i] = dist(rng);
+  return t;
+}
 
 Attribute IntAttr(int64_t v) { return Attribute{.kind = Attribute::Kind::kInt, .i = v}; }
 Attribute FloatAttr(float v) { return Attribute{.kind = Attribute::Kind::kFloat, .f = v}; }

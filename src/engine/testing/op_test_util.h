@@ -23,6 +23,9 @@ Tensor MakeTensor(Shape shape, std::vector<T> values) {
   return t;
 }
 
+// An FP32 tensor of values uniform in [-1, 1), the same for the same seed.
+Tensor RandomTensor(Shape shape, uint32_t seed);
+
 // Attribute builders.
 Attribute IntAttr(int64_t v);
 Attribute FloatAttr(float v);
