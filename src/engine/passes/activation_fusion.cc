@@ -213,13 +213,7 @@ bool FuseAt(Graph& graph, int n, passes::Consumers& consumers) {
 }  // namespace
 
 absl::Status FuseActivations(Graph& graph, int* changes) {
-  passes::Consumers consumers(graph);
-  int fused = 0;
-  for (int n = 0; n < static_cast<int>(graph.nodes.size()); ++n) {
-    if (FuseAt(graph, n, consumers)) ++fused;
-  }
-  if (changes != nullptr) *changes += fused;
-  return fused > 0 ? graph.Compact() : absl::OkStatus();
+  return passes::RewriteEachNode(graph, changes, FuseAt);
 }
 
 }  // namespace flywheel::engine

@@ -141,13 +141,9 @@ bool FuseAt(Graph& graph, int mean_i, passes::Consumers& consumers) {
 }  // namespace
 
 absl::Status FuseLayerNorm(Graph& graph, int* changes) {
-  passes::Consumers consumers(graph);
-  int fused = 0;
-  for (int n = 0; n < static_cast<int>(graph.nodes.size()); ++n) {
-    if (passes::IsOp(graph.nodes[n], "ReduceMean") && FuseAt(graph, n, consumers)) ++fused;
-  }
-  if (changes != nullptr) *changes += fused;
-  return fused > 0 ? graph.Compact() : absl::OkStatus();
+  return passes::RewriteEachNode(graph, changes, [](Graph& g, int n, passes::Consumers& consumers) {
+    return passes::IsOp(g.nodes[n], "ReduceMean") && FuseAt(g, n, consumers);
+  });
 }
 
 }  // namespace flywheel::engine

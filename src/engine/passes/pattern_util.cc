@@ -141,4 +141,15 @@ void SetOutput(Graph& graph, int n, int slot, int v) {
   if (v >= 0) graph.values[v].producer = n;
 }
 
+absl::Status RewriteEachNode(Graph& graph, int* changes,
+                             absl::FunctionRef<bool(Graph&, int, Consumers&)> fuse_at) {
+  Consumers consumers(graph);
+  int fused = 0;
+  for (int n = 0; n < static_cast<int>(graph.nodes.size()); ++n) {
+    if (fuse_at(graph, n, consumers)) ++fused;
+  }
+  if (changes != nullptr) *changes += fused;
+  return fused > 0 ? graph.Compact() : absl::OkStatus();
+}
+
 }  // namespace flywheel::engine::passes

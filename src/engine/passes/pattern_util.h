@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "core/tensor.h"
 #include "engine/graph.h"
@@ -64,6 +66,12 @@ class Consumers {
 Node* ProducerOf(Graph& graph, int v);
 // Makes node `n` write `v` as its output `slot`, keeping Value::producer in step.
 void SetOutput(Graph& graph, int n, int slot, int v);
+
+// The driver of the fusion passes: tries `fuse_at(graph, n, consumers)` at every node in order,
+// adds the number of rewrites it reports to *changes (when not null), and compacts the graph
+// when anything changed.
+absl::Status RewriteEachNode(Graph& graph, int* changes,
+                             absl::FunctionRef<bool(Graph&, int, Consumers&)> fuse_at);
 
 // True when `node` is op `op` in the ONNX domain.
 inline bool IsOp(const Node& node, absl::string_view op) {
