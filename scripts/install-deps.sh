@@ -13,13 +13,17 @@ packages=(
   libabsl-dev libprotobuf-dev protobuf-compiler libonnx-dev
   libdnnl-dev libhwy-dev libsleef-dev
   libcli11-dev libspdlog-dev libfmt-dev libzstd-dev
+  # serving: HTTP (Beast), gRPC + protobuf codegen, JSON, tree engine peer
+  libboost-dev libgrpc++-dev protobuf-compiler-grpc rapidjson-dev libxgboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-numpy
+  # end-to-end tests and load tests: Python gRPC client, real Prometheus, wrk and nginx peers
+  python3-grpcio python3-protobuf python3-requests prometheus wrk nginx-light curl
   # aarch64 cross compiler for scripts/check-arm-build.sh (compile-only ARM/NEON check)
   g++-aarch64-linux-gnu libc6-dev-arm64-cross
 )
 if [[ ${1:-} == --tools ]]; then
-  packages+=(python3-torch python3-onnx python3-numpy)
+  packages+=(python3-torch python3-onnx python3-numpy python3-xgboost)
 fi
 
 missing=()
