@@ -208,6 +208,9 @@ void AppendSample(std::string& out, const std::string& name, const Labels& label
   out += '\n';
 }
 
+void AppendHistogram(std::string& out, const std::string& name, const Labels& labels,
+                     const Histogram::Snapshot& snap);
+
 // One metric name's block: HELP and TYPE once, then its samples.
 struct Block {
   std::string help;
@@ -234,6 +237,20 @@ class BlockWriter : public SampleWriter {
     AppendSample(block.samples, clean, labels, nullptr, value);
   }
 
+  void AddHistogram(const std::string& name, const std::string& help, const Labels& labels,
+                    const Histogram::Snapshot& snapshot) override {
+    std::string clean = SanitizeName(name, /*allow_colon=*/true);
+    auto [it, inserted] = blocks_.try_emplace(clean);
+    Block& block = it->second;
+    if (inserted) {
+      block.help = help;
+      block.type = "histogram";
+    } else if (block.type != "histogram") {
+      return;
+    }
+    AppendHistogram(block.samples, clean, labels, snapshot);
+  }
+
  private:
   std::map<std::string, Block>& blocks_;
 };
@@ -254,27 +271,29 @@ void RenderFamily(const Family<Gauge>& family, Block& block) {
   });
 }
 
+// A histogram's _bucket (cumulative, with le), _sum and _count samples.
+void AppendHistogram(std::string& out, const std::string& name, const Labels& labels,
+                     const Histogram::Snapshot& snap) {
+  const std::string bucket = name + "_bucket";
+  std::string le;
+  for (size_t i = 0; i < snap.cumulative_counts.size(); ++i) {
+    le.clear();
+    if (i < snap.upper_bounds.size()) {
+      AppendValue(le, snap.upper_bounds[i]);
+    } else {
+      le = "+Inf";
+    }
+    AppendSample(out, bucket, labels, &le, static_cast<double>(snap.cumulative_counts[i]));
+  }
+  AppendSample(out, name + "_sum", labels, nullptr, snap.sum);
+  AppendSample(out, name + "_count", labels, nullptr, static_cast<double>(snap.count));
+}
+
 void RenderFamily(const Family<Histogram>& family, Block& block) {
   block.help = family.help();
   block.type = "histogram";
-  const std::string bucket = family.name() + "_bucket";
-  const std::string sum = family.name() + "_sum";
-  const std::string count = family.name() + "_count";
-  std::string le;
   family.ForEach([&](const Labels& labels, const Histogram& h) {
-    Histogram::Snapshot snap = h.Snap();
-    for (size_t i = 0; i < snap.cumulative_counts.size(); ++i) {
-      le.clear();
-      if (i < snap.upper_bounds.size()) {
-        AppendValue(le, snap.upper_bounds[i]);
-      } else {
-        le = "+Inf";
-      }
-      AppendSample(block.samples, bucket, labels, &le,
-                   static_cast<double>(snap.cumulative_counts[i]));
-    }
-    AppendSample(block.samples, sum, labels, nullptr, snap.sum);
-    AppendSample(block.samples, count, labels, nullptr, static_cast<double>(snap.count));
+    AppendHistogram(block.samples, family.name(), labels, h.Snap());
   });
 }
 

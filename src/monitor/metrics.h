@@ -95,6 +95,9 @@ class SampleWriter {
   // type is "counter" or "gauge"; HELP/TYPE lines are written once per name.
   virtual void Add(const std::string& name, const std::string& help, const std::string& type,
                    const Labels& labels, double value) = 0;
+  // A histogram sample set (_bucket/_sum/_count) under one HELP/TYPE histogram header.
+  virtual void AddHistogram(const std::string& name, const std::string& help, const Labels& labels,
+                            const Histogram::Snapshot& snapshot) = 0;
 };
 
 class Registry {
