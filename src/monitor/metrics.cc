@@ -116,7 +116,7 @@ template class Family<Histogram>;
 namespace {
 
 // Prometheus parses sample values with Go's ParseFloat: integers print without exponent where a
-// double holds them exactly, others in the shortest form that round-trips.
+// double holds them exactly, others with the fewest digits that round-trip.
 void AppendValue(std::string& out, double v) {
   if (std::isnan(v)) {
     out += "NaN";
@@ -126,12 +126,20 @@ void AppendValue(std::string& out, double v) {
     out += v > 0 ? "+Inf" : "-Inf";
     return;
   }
-  char buf[64];
+  char buf[400];  // fixed notation of a double with |exponent| < 21 fits easily
   std::to_chars_result r;
   if (v == std::trunc(v) && std::fabs(v) <= 9007199254740992.0) {  // 2^53
     r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(v));
-  } else {
-    r = std::to_chars(buf, buf + sizeof(buf), v);
+    out.append(buf, r.ptr);
+    return;
+  }
+  // Plain decimals for ordinary magnitudes (le="0.0001", not le="1e-04"), exponents beyond.
+  r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
+  const char* e = std::find(buf, r.ptr, 'e');
+  int exponent = 0;
+  if (e != r.ptr) std::from_chars(e + (e[1] == '+' ? 2 : 1), r.ptr, exponent);
+  if (exponent >= -6 && exponent < 21) {
+    r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
   }
   out.append(buf, r.ptr);
 }

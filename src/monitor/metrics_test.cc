@@ -1,7 +1,13 @@
 #include "monitor/metrics.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +52,9 @@ TEST(MetricsTest, GaugeWithoutLabelsAndSpecialValues) {
   s.WithLabels({{"k", "minf"}}).Set(-std::numeric_limits<double>::infinity());
   s.WithLabels({{"k", "nan"}}).Set(std::nan(""));
   s.WithLabels({{"k", "small"}}).Set(1.5e-7);
+  s.WithLabels({{"k", "tenth"}}).Set(0.0001);
+  s.WithLabels({{"k", "third"}}).Set(1.0 / 3);
+  s.WithLabels({{"k", "neg"}}).Set(-2.5e25);
   s.WithLabels({{"k", "big"}}).Set(1e300);
   s.WithLabels({{"k", "int"}}).Set(123456789012);
   EXPECT_EQ(registry.Render(),
@@ -59,7 +68,10 @@ TEST(MetricsTest, GaugeWithoutLabelsAndSpecialValues) {
             "special{k=\"int\"} 123456789012\n"
             "special{k=\"minf\"} -Inf\n"
             "special{k=\"nan\"} NaN\n"
-            "special{k=\"small\"} 1.5e-07\n");
+            "special{k=\"neg\"} -2.5e+25\n"
+            "special{k=\"small\"} 1.5e-07\n"
+            "special{k=\"tenth\"} 0.0001\n"
+            "special{k=\"third\"} 0.3333333333333333\n");
 }
 
 TEST(MetricsTest, HistogramRendersCumulativeBuckets) {
@@ -243,6 +255,66 @@ TEST(MetricsTest, ProcessCollectorReportsPlausibleValues) {
   EXPECT_GT(start, now - 24 * 3600 * 365.0);
   EXPECT_LE(start, now + 1);
   EXPECT_GT(touched[touched.size() / 2], 0);
+}
+
+// Runs `promtool check metrics` (Prometheus' own parser and linter) on text; returns its exit
+// status and fills output with what it printed.
+int RunPromtool(const std::string& promtool, const std::string& text, std::string& output) {
+  char out_path[] = "/tmp/flywheel_promtool_XXXXXX";
+  int fd = mkstemp(out_path);
+  if (fd < 0) return -1;
+  close(fd);
+  std::string command = promtool + " check metrics > " + out_path + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "w");
+  if (pipe == nullptr) return -1;
+  fwrite(text.data(), 1, text.size(), pipe);
+  int status = pclose(pipe);
+  std::ifstream in(out_path);
+  std::ostringstream printed;
+  printed << in.rdbuf();
+  output = printed.str();
+  unlink(out_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(MetricsTest, PromtoolAcceptsRenderedRegistry) {
+  const std::string promtool = "/usr/bin/promtool";
+  ASSERT_EQ(access(promtool.c_str(), X_OK), 0)
+      << promtool << " not found: it comes with the Debian 'prometheus' package; run "
+      << "scripts/install-deps.sh";
+  Registry registry;
+  AddProcessCollector(registry);
+  auto& requests = registry.AddCounter("flywheel_requests_total", "Requests by \\model\n");
+  requests.WithLabels({{"model", "rank"}, {"version", "1"}}).Increment(3);
+  requests.WithLabels({{"model", "we\"ird\\na\nme"}, {"version", "2"}}).Increment(0.25);
+  registry.AddCounter("flywheel_unused_total", "Never incremented");
+  auto& gauge = registry.AddGauge("flywheel_queue_size", "Odd values");
+  gauge.WithLabels({{"k", "inf"}}).Set(std::numeric_limits<double>::infinity());
+  gauge.WithLabels({{"k", "minf"}}).Set(-std::numeric_limits<double>::infinity());
+  gauge.WithLabels({{"k", "nan"}}).Set(std::nan(""));
+  gauge.WithLabels({{"k", "tiny"}}).Set(-1.25e-300);
+  gauge.WithLabels({{"k", "huge"}}).Set(1.7e308);
+  auto& latency = registry.AddHistogram("flywheel_request_duration_seconds", "Latency",
+                                        {0.0001, 0.00025, 0.5, 1, 1e10});
+  latency.WithLabels({}).Observe(0.0002);
+  latency.WithLabels({{"model", "rank"}}).Observe(3);
+  registry.AddCollector([](SampleWriter& out) {
+    out.Add("flywheel_pending_requests", "From a collector", "gauge", {{"model", "a"}}, 2);
+    out.Add("flywheel_pending_requests", "From a collector", "gauge", {{"model", "b"}}, 0);
+  });
+  std::string text = registry.Render();
+  std::string output;
+  int rc = RunPromtool(promtool, text, output);
+  EXPECT_EQ(rc, 0) << "promtool check metrics says:\n" << output << "\non:\n" << text;
+  EXPECT_EQ(output, "") << text;
+}
+
+TEST(MetricsTest, PromtoolRejectsBrokenText) {
+  // Guards the check above: promtool really parses what it is given.
+  std::string output;
+  int rc = RunPromtool("/usr/bin/promtool", "# TYPE x_total counter\nx_total{a=\"b} 1\n", output);
+  EXPECT_NE(rc, 0);
+  EXPECT_THAT(output, HasSubstr("parsing error"));
 }
 
 }  // namespace
