@@ -226,6 +226,29 @@ TEST(MetricsTest, CollectorsAppendAtScrapeAndCanBeRemoved) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST(MetricsTest, CollectorHistogramRendersUnderOneHeader) {
+  Registry registry;
+  Histogram h({1, 2});
+  h.Observe(0.5);
+  h.Observe(5);
+  registry.AddCollector([&h](SampleWriter& out) {
+    out.AddHistogram("pool_wait_seconds", "Wait", {{"pool", "a"}}, h.Snap());
+    out.AddHistogram("pool_wait_seconds", "Wait", {{"pool", "b"}}, Histogram({1}).Snap());
+  });
+  EXPECT_EQ(registry.Render(),
+            "# HELP pool_wait_seconds Wait\n"
+            "# TYPE pool_wait_seconds histogram\n"
+            "pool_wait_seconds_bucket{pool=\"a\",le=\"1\"} 1\n"
+            "pool_wait_seconds_bucket{pool=\"a\",le=\"2\"} 1\n"
+            "pool_wait_seconds_bucket{pool=\"a\",le=\"+Inf\"} 2\n"
+            "pool_wait_seconds_sum{pool=\"a\"} 5.5\n"
+            "pool_wait_seconds_count{pool=\"a\"} 2\n"
+            "pool_wait_seconds_bucket{pool=\"b\",le=\"1\"} 0\n"
+            "pool_wait_seconds_bucket{pool=\"b\",le=\"+Inf\"} 0\n"
+            "pool_wait_seconds_sum{pool=\"b\"} 0\n"
+            "pool_wait_seconds_count{pool=\"b\"} 0\n");
+}
+
 double SampleValue(const std::string& text, const std::string& name) {
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     if (line.substr(0, name.size() + 1) == name + " ") {
