@@ -148,7 +148,10 @@ class GrpcTestBase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.repo = make_repository()
+        # Explicit control mode, as load and unload need; every model loaded at start.
         cls.server = FlywheelServer(FLYWHEEL, ["--model-repository", cls.repo,
+                                               "--model-control-mode", "explicit",
+                                               "--load-model", "*",
                                                "--admin-token", ADMIN_TOKEN]).start()
         cls.channel = grpc.insecure_channel(cls.server.grpc_target, options=CHANNEL_OPTIONS)
         grpc.channel_ready_future(cls.channel).result(timeout=30)
