@@ -1,0 +1,51 @@
+// One loaded, servable model version: its completed configuration, backend, instances behind a
+// scheduler, the tensor specs requests are validated against, and its statistics.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model_config.pb.h"
+#include "serving/backend.h"
+#include "serving/scheduler.h"
+#include "serving/server.h"
+#include "serving/stats.h"
+
+namespace flywheel::serving {
+
+struct ModelVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string version_string;
+  // The configuration after completion from the model (what GET .../config returns).
+  inference::ModelConfig config;
+  std::shared_ptr<Backend> backend;
+  std::unique_ptr<Scheduler> scheduler;
+  std::vector<IOSpec> inputs;
+  std::vector<IOSpec> outputs;
+  std::shared_ptr<ModelStats> stats;
+  ModelMetadata metadata;
+
+  ~ModelVersion();
+};
+
+struct LoadVersionOptions {
+  int intra_op_threads = 1;
+};
+
+// Creates the backend for `model_file` as `config` says (platform/backend), completes the
+// configuration from the model, creates the instances and the scheduler, and runs the model's
+// warm-up requests. The returned version is ready to serve.
+absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string& name,
+                                                               int64_t version,
+                                                               const std::string& model_file,
+                                                               inference::ModelConfig config,
+                                                               const LoadVersionOptions& options);
+
+// KServe's platform string for metadata: "onnxruntime_onnx", "fil"...
+std::string PlatformName(const inference::ModelConfig& config);
+
+}  // namespace flywheel::serving

@@ -1,0 +1,269 @@
+// serving::Server against real repositories built in a temporary folder from the example
+// `simple` model (INT32 add/sub): loading, routing, versions, reload, unload, statistics, drain.
+#include "serving/server.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "model_config.pb.h"
+#include "monitor/metrics.h"
+
+namespace flywheel::serving {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const char kSimpleConfig[] = R"pb(
+  name: "simple"
+  platform: "onnxruntime_onnx"
+  max_batch_size: 8 input
+  [ {
+    name: "INPUT0"
+    data_type: TYPE_INT32
+    dims: [ 16 ]
+  }
+    , {
+      name: "INPUT1"
+      data_type: TYPE_INT32
+      dims: [ 16 ]
+    }] output
+  [ {
+    name: "OUTPUT0"
+    data_type: TYPE_INT32
+    dims: [ 16 ]
+  }
+    , {
+      name: "OUTPUT1"
+      data_type: TYPE_INT32
+      dims: [ 16 ]
+    }]
+)pb";
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = fs::temp_directory_path() /
+            ("flywheel-server-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(repo_);
+    fs::create_directories(repo_);
+  }
+  void TearDown() override { fs::remove_all(repo_); }
+
+  // <repo>/<name>/config.pbtxt and <repo>/<name>/<version>/model.onnx from the example model.
+  void AddSimple(const std::string& name, std::vector<int> versions,
+                 const std::string& config = kSimpleConfig) {
+    const fs::path dir = repo_ / name;
+    fs::create_directories(dir);
+    std::string text = config;
+    const std::string from = "name: \"simple\"";
+    if (auto at = text.find(from); at != std::string::npos) {
+      text.replace(at, from.size(), "name: \"" + name + "\"");
+    }
+    std::ofstream(dir / "config.pbtxt") << text;
+    const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
+    const fs::path model = fs::path(src ? src : ".") / "examples/models/simple/1/model.onnx";
+    for (int v : versions) {
+      fs::create_directories(dir / std::to_string(v));
+      fs::copy_file(model, dir / std::to_string(v) / "model.onnx",
+                    fs::copy_options::overwrite_existing);
+    }
+  }
+
+  std::unique_ptr<Server> Start(ModelControlMode mode = ModelControlMode::kNone,
+                                std::vector<std::string> load = {}) {
+    ServerOptions options;
+    options.model_repositories = {repo_.string()};
+    options.control_mode = mode;
+    options.startup_models = std::move(load);
+    options.repository_poll_secs = 1;
+    auto server = Server::Create(options, &registry_);
+    EXPECT_TRUE(server.ok()) << server.status();
+    return server.ok() ? std::move(*server) : nullptr;
+  }
+
+  static std::unique_ptr<InferRequest> AddSubRequest(const std::string& model, int rows,
+                                                     int base = 1) {
+    auto req = std::make_unique<InferRequest>();
+    req->model_name = model;
+    req->id = "r" + std::to_string(base);
+    for (const char* name : {"INPUT0", "INPUT1"}) {
+      Tensor t = Tensor::Allocate(DataType::kInt32, Shape{rows, 16});
+      for (int i = 0; i < rows * 16; ++i) {
+        t.data<int32_t>()[i] = name[5] == '0' ? base + i : 1;
+      }
+      req->inputs.push_back({name, t, {}});
+    }
+    return req;
+  }
+
+  static absl::StatusOr<InferResponse> InferSync(Server& server,
+                                                 std::unique_ptr<InferRequest> req) {
+    std::promise<absl::StatusOr<InferResponse>> p;
+    auto f = p.get_future();
+    server.Infer(std::move(req), [&p](absl::StatusOr<InferResponse> r) { p.set_value(r); });
+    return f.get();
+  }
+
+  fs::path repo_;
+  monitor::Registry registry_;
+};
+
+TEST_F(ServerTest, ServesAddSub) {
+  AddSimple("simple", {1});
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(server->Ready());
+  auto r = InferSync(*server, AddSubRequest("simple", 2, 10));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model_name, "simple");
+  EXPECT_EQ(r->model_version, "1");
+  EXPECT_EQ(r->id, "r10");
+  ASSERT_EQ(r->outputs.size(), 2u);
+  EXPECT_EQ(r->outputs[0].name, "OUTPUT0");
+  EXPECT_EQ(r->outputs[0].data.shape(), (Shape{2, 16}));
+  for (int i = 0; i < 32; ++i) {
+    EXPECT_EQ(r->outputs[0].data.data<int32_t>()[i], 10 + i + 1);
+    EXPECT_EQ(r->outputs[1].data.data<int32_t>()[i], 10 + i - 1);
+  }
+  auto stats = server->Statistics("simple", "");
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->size(), 1u);
+  EXPECT_EQ((*stats)[0].success.count, 1u);
+  EXPECT_EQ((*stats)[0].inference_count, 2u);
+  EXPECT_THAT(registry_.Render(),
+              HasSubstr("nv_inference_request_success{model=\"simple\",version=\"1\"} 1"));
+}
+
+TEST_F(ServerTest, UnknownModelAndVersionAndBadInput) {
+  AddSimple("simple", {1});
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  auto r = InferSync(*server, AddSubRequest("nope", 1));
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  auto req = AddSubRequest("simple", 1);
+  req->model_version = "7";
+  r = InferSync(*server, std::move(req));
+  EXPECT_TRUE(absl::IsNotFound(r.status())) << r.status();
+  req = AddSubRequest("simple", 1);
+  req->inputs.pop_back();
+  r = InferSync(*server, std::move(req));
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("INPUT1"));
+  auto stats = server->Statistics("simple", "1");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ((*stats)[0].fail.count, 1u);
+}
+
+TEST_F(ServerTest, VersionPolicyAllServesEveryVersion) {
+  AddSimple("simple", {1, 2, 3}, std::string(kSimpleConfig) + "version_policy { all {} }\n");
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  auto meta = server->GetModelMetadata("simple", "");
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_THAT(meta->versions, ::testing::ElementsAre("1", "2", "3"));
+  auto req = AddSubRequest("simple", 1);
+  req->model_version = "2";
+  auto r = InferSync(*server, std::move(req));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model_version, "2");
+  EXPECT_EQ(*server->ModelReady("simple", "3"), true);
+}
+
+TEST_F(ServerTest, BrokenModelIsUnavailableWithReasonAndOthersServe) {
+  AddSimple("simple", {1});
+  AddSimple("broken", {1});
+  std::ofstream(repo_ / "broken/1/model.onnx", std::ios::trunc) << "not an onnx file";
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(InferSync(*server, AddSubRequest("simple", 1)).ok());
+  auto r = InferSync(*server, AddSubRequest("broken", 1));
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  bool found = false;
+  for (const ModelIndexEntry& e : server->RepositoryIndex(false)) {
+    if (e.name == "broken") {
+      found = true;
+      EXPECT_EQ(e.state, "UNAVAILABLE");
+      EXPECT_FALSE(e.reason.empty());
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_FALSE(server->Ready());  // strict readiness: a model loaded at start is not ready
+}
+
+TEST_F(ServerTest, ExplicitLoadUnloadAndConfigOverride) {
+  AddSimple("simple", {1});
+  AddSimple("other", {1});
+  auto server = Start(ModelControlMode::kExplicit, {"simple"});
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(absl::IsUnavailable(InferSync(*server, AddSubRequest("other", 1)).status()) ||
+              absl::IsNotFound(InferSync(*server, AddSubRequest("other", 1)).status()));
+  ASSERT_TRUE(server->LoadModel("other", std::nullopt).ok());
+  EXPECT_TRUE(InferSync(*server, AddSubRequest("other", 1)).ok());
+  ASSERT_TRUE(server->UnloadModel("other").ok());
+  EXPECT_FALSE(InferSync(*server, AddSubRequest("other", 1)).ok());
+  // A config given with the load replaces config.pbtxt: max_batch_size 1 refuses 2 rows.
+  ASSERT_TRUE(server
+                  ->LoadModel("other", std::string(R"({"name":"other","platform":"onnxruntime_onnx",
+                               "max_batch_size":1})"))
+                  .ok());
+  auto r = InferSync(*server, AddSubRequest("other", 2));
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_TRUE(InferSync(*server, AddSubRequest("other", 1)).ok());
+  EXPECT_FALSE(server->LoadModel("missing", std::nullopt).ok());
+}
+
+TEST_F(ServerTest, PollReloadDuringTrafficFailsNothing) {
+  AddSimple("simple", {1});
+  auto server = Start(ModelControlMode::kPoll);
+  ASSERT_NE(server, nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::string first_error;
+  std::mutex error_mu;
+  std::thread client([&] {
+    while (!stop.load()) {
+      auto r = InferSync(*server, AddSubRequest("simple", 1));
+      if (r.ok()) {
+        ok++;
+      } else {
+        failed++;
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (first_error.empty()) first_error = r.status().ToString();
+      }
+    }
+  });
+  // Version 2 appears; the poller loads it and the default version moves to 2.
+  AddSimple("simple", {2});
+  bool moved = false;
+  for (int i = 0; i < 100 && !moved; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto meta = server->GetModelMetadata("simple", "");
+    moved = meta.ok() && meta->versions == std::vector<std::string>{"2"};
+  }
+  stop = true;
+  client.join();
+  EXPECT_TRUE(moved);
+  EXPECT_EQ(failed.load(), 0) << first_error;
+  EXPECT_GT(ok.load(), 0);
+}
+
+TEST_F(ServerTest, DrainRefusesNewRequests) {
+  AddSimple("simple", {1});
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(server->Drain(1000));
+  EXPECT_FALSE(server->Ready());
+  auto r = InferSync(*server, AddSubRequest("simple", 1));
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+}
+
+}  // namespace
+}  // namespace flywheel::serving
