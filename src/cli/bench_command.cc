@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/load_bench.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "engine/session.h"
@@ -39,6 +40,7 @@ struct BenchOptions {
   int64_t int_max = 0;
   std::vector<std::string> inputs;
   bool json = false;
+  std::string json_path;  // --json FILE; empty prints to stdout
   bool report_memory = false;
   bool verbose = false;
 };
@@ -237,6 +239,10 @@ std::string JsonInfos(const std::vector<engine::TensorInfo>& infos) {
 double MiB(int64_t bytes) { return bytes / (1024.0 * 1024.0); }
 
 absl::Status RunBench(const BenchOptions& opt) {
+  if (opt.model.empty()) {
+    return absl::InvalidArgumentError(
+        "give a MODEL.onnx file, or --url and --model to benchmark a running server");
+  }
   if (opt.iters < 1) return absl::InvalidArgumentError("--iters must be at least 1");
   std::error_code ec;
   const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(opt.model, ec));
@@ -338,8 +344,7 @@ absl::Status RunBench(const BenchOptions& opt) {
       out += "]";
     }
     out += "}\n";
-    fmt::print("{}", out);
-    return absl::OkStatus();
+    return WriteJsonResult(opt.json_path, out);
   }
 
   fmt::print("model {}: {:.2f} MiB file, {:.2f} MiB weights\n", opt.model, MiB(file_bytes),
@@ -388,8 +393,11 @@ Command AddBenchCommand(CLI::App& app) {
       "reusing the outputs. Latencies are per Run() in microseconds; inferences/s = batch / p50.\n"
       "--report-memory: peak RSS (VmHWM, reset before the load) minus RSS before the load,\n"
       "against the model's weight bytes.\n"
-      "Example: flywheel bench model.onnx --batch 1,64 --threads 1,2 --iters 500");
-  sub->add_option("model", opt->model, "ONNX model file")->required();
+      "Example: flywheel bench model.onnx --batch 1,64 --threads 1,2 --iters 500\n"
+      "Server: flywheel bench --url http://HOST:8000 --model NAME --concurrency 1:64 runs a\n"
+      "closed-loop load per concurrency level (--batch, --dim, --int-max, --warmup and --json\n"
+      "apply; --warmup counts requests per connection). See docs/cli.md.");
+  sub->add_option("model", opt->model, "ONNX model file");
   sub->add_option("-b,--batch", opt->batches, "batch sizes, e.g. 1,64")
       ->delimiter(',')
       ->capture_default_str();
@@ -410,11 +418,33 @@ Command AddBenchCommand(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 62));
   sub->add_option("-i,--input", opt->inputs, "NAME=FILE.npy: use this tensor instead of random")
       ->allow_extra_args(false);
-  sub->add_flag("--json", opt->json, "print results as one JSON object");
+  sub->add_option("--json", opt->json_path, "results as one JSON object, in FILE or on stdout")
+      ->expected(0, 1)
+      ->type_name("[FILE]");
   sub->add_flag("--report-memory", opt->report_memory, "report peak RSS added by load and runs");
   sub->add_flag("-v,--verbose", opt->verbose, "also print the operators after optimisation");
-  return {sub, [opt]() {
-            absl::Status status = RunBench(*opt);
+  auto remote = std::make_shared<LoadBenchOptions>();
+  AddLoadBenchOptions(*sub, *remote);
+  return {sub, [opt, remote, sub]() {
+            opt->json = sub->count("--json") > 0;
+            absl::Status status;
+            if (remote->url.empty()) {
+              status = remote->model.empty() ? RunBench(*opt)
+                                             : absl::InvalidArgumentError(
+                                                   "--model names a model on a server: "
+                                                   "give --url too");
+            } else if (!opt->model.empty()) {
+              status = absl::InvalidArgumentError(
+                  "--url benchmarks a server: name its model with --model, not a file");
+            } else {
+              remote->batches = opt->batches;
+              remote->dim = opt->dim;
+              remote->int_max = opt->int_max;
+              remote->warmup = opt->warmup;
+              remote->json = opt->json;
+              remote->json_path = opt->json_path;
+              status = RunLoadBench(*remote);
+            }
             if (status.ok()) return 0;
             fmt::print(stderr, "flywheel bench: error: {}\n", OneLine(status));
             return 1;
