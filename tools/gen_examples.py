@@ -34,7 +34,30 @@ def write_simple(path):
     onnx.save(model, path)
 
 
+def write_trees(path):
+    """A fraud-style binary classifier: 100 trees of depth 6 over 16 features, some missing."""
+    import numpy as np
+    import xgboost as xgb
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4000, 16)).astype(np.float32)
+    y = ((x[:, 0] + 0.5 * x[:, 1] * x[:, 2] - 0.3 * x[:, 3] + rng.normal(0, 0.5, 4000)) > 0.3)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 6, "eta": 0.1, "seed": 7},
+                        xgb.DMatrix(x, label=y.astype(np.float32)), num_boost_round=100)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    booster.save_model(path)
+    # Rows and XGBoost's own probabilities, for the end-to-end test of the served model.
+    fixtures = os.path.join(ROOT, "tests", "fixtures", "serving")
+    os.makedirs(fixtures, exist_ok=True)
+    rows = x[:64]
+    np.save(os.path.join(fixtures, "fraud_trees_x.npy"), rows)
+    np.save(os.path.join(fixtures, "fraud_trees_p1.npy"),
+            booster.predict(xgb.DMatrix(rows)).astype(np.float32))
+
+
 def main():
+    write_trees(os.path.join(REPO, "fraud_trees", "1", "xgboost.json"))
     write_simple(os.path.join(REPO, "simple", "1", "model.onnx"))
     for name in ("mlp_ranker", "cnn", "transformer"):
         dst = os.path.join(REPO, name, "1")

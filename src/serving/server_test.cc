@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "core/npy.h"
 #include "model_config.pb.h"
 #include "monitor/metrics.h"
 
@@ -263,6 +264,34 @@ TEST_F(ServerTest, DrainRefusesNewRequests) {
   EXPECT_FALSE(server->Ready());
   auto r = InferSync(*server, AddSubRequest("simple", 1));
   EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+}
+
+// The example FIL-style tree model returns XGBoost's own probabilities (fixtures written by
+// tools/gen_examples.py with python3-xgboost).
+TEST_F(ServerTest, ServesXgboostModelWithFilConfig) {
+  const fs::path src =
+      fs::path(std::getenv("FLYWHEEL_SOURCE_DIR") ? std::getenv("FLYWHEEL_SOURCE_DIR") : ".");
+  fs::copy(src / "examples/models/fraud_trees", repo_ / "fraud_trees", fs::copy_options::recursive);
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  auto x = ReadNpy((src / "tests/fixtures/serving/fraud_trees_x.npy").string());
+  auto p1 = ReadNpy((src / "tests/fixtures/serving/fraud_trees_p1.npy").string());
+  ASSERT_TRUE(x.ok() && p1.ok());
+  auto meta = server->GetModelMetadata("fraud_trees", "");
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->platform, "fil");
+  auto req = std::make_unique<InferRequest>();
+  req->model_name = "fraud_trees";
+  req->inputs.push_back({"input__0", *x, {}});
+  auto r = InferSync(*server, std::move(req));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const Tensor& out = r->outputs[0].data;
+  ASSERT_EQ(out.shape(), (Shape{x->dim(0), 2}));
+  for (int64_t i = 0; i < x->dim(0); ++i) {
+    const float want = p1->data<float>()[i];
+    EXPECT_NEAR(out.data<float>()[2 * i + 1], want, 1e-6 * std::max(1.0f, std::abs(want))) << i;
+    EXPECT_NEAR(out.data<float>()[2 * i], 1.0f - want, 1e-6) << i;
+  }
 }
 
 }  // namespace
