@@ -165,9 +165,10 @@ absl::StatusOr<std::vector<InputTensor>> MakeRequestInputs(const ModelMetadata& 
       }
       t.shape.push_back(d);
       n *= d;
-      if (n > kMaxInputBytes) {
+      // No element takes more than 16 bytes (FP64: 8; a random BYTES element: 4 + 8).
+      if (n > kMaxInputBytes / 16) {
         return absl::InvalidArgumentError(absl::StrCat(signature, ": more than ", kMaxInputBytes,
-                                                       " elements; lower --batch or --dim"));
+                                                       " bytes; lower --batch or --dim"));
       }
     }
     if (input_data == "zero") {

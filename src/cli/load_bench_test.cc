@@ -218,6 +218,21 @@ std::string StatsJson(uint64_t requests, uint64_t inferences) {
       ",\"compute_infer\":", d(kInferNs), ",\"compute_output\":", d(kOutputNs), "}}]}");
 }
 
+// Requests and inferences counted in one atomic word, so that a statistics read sees both from
+// the same instant (inferences == requests x batch exactly).
+class Counts {
+ public:
+  void Add(uint64_t batch) { packed_.fetch_add((batch << 32) | 1); }
+  // {requests, inferences}
+  std::pair<uint64_t, uint64_t> Read() const {
+    const uint64_t v = packed_.load();
+    return {v & 0xffffffffu, v >> 32};
+  }
+
+ private:
+  std::atomic<uint64_t> packed_{0};
+};
+
 // A KServe v2 HTTP server for one model "m" (input x FP32 [-1,3], output y) that checks every
 // inference body the way a real server parses the binary extension.
 class FakeHttpServer {
@@ -237,7 +252,7 @@ class FakeHttpServer {
     for (std::thread& t : connection_threads_) t.join();
   }
   int port() const { return port_; }
-  uint64_t infers() const { return infers_.load(); }
+  uint64_t infers() const { return counts_.Read().first; }
   int connections() const { return connections_.load(); }
   std::string last_error() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -273,7 +288,8 @@ class FakeHttpServer {
                      R"("inputs":[{"name":"x","datatype":"FP32","shape":[-1,3]}],)"
                      R"("outputs":[{"name":"y","datatype":"FP32","shape":[-1,1]}]})";
       } else if (target == "/v2/models/m/stats") {
-        res.body() = StatsJson(infers_.load(), inferences_.load());
+        auto [requests, inferences] = counts_.Read();
+        res.body() = StatsJson(requests, inferences);
       } else if (target == "/v2/models/m/infer" && req.method() == http::verb::post) {
         std::string error = CheckInfer(req);
         if (error.empty()) {
@@ -313,8 +329,7 @@ class FakeHttpServer {
     if (size != static_cast<uint64_t>(batch) * 3 * 4) return "wrong binary_data_size";
     if (body.size() - header_length != size) return "body size does not match";
     if (!doc["outputs"][0]["parameters"]["binary_data"].GetBool()) return "outputs not binary";
-    infers_.fetch_add(1);
-    inferences_.fetch_add(batch);
+    counts_.Add(batch);
     return "";
   }
 
@@ -322,7 +337,7 @@ class FakeHttpServer {
   tcp::acceptor acceptor_;
   int port_ = 0;
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> infers_{0}, inferences_{0};
+  Counts counts_;
   std::atomic<int> connections_{0};
   std::thread accept_thread_;
   std::mutex mu_;
@@ -391,7 +406,8 @@ TEST(LoadBenchTest, HttpEndToEndAgainstFakeServer) {
   ExpectResults(ReadJson(path));
   // Keep-alive: one control connection plus one per load thread and level, not one per request.
   EXPECT_EQ(server.connections(), 1 + (1 + 2) * 2);
-  EXPECT_GT(server.infers(), 20u);
+  // At least the warm-ups, (1 + 2) connections x 2 requests per batch, and one per window.
+  EXPECT_GE(server.infers(), 2u * (3 * 2 + 2));
   std::remove(path.c_str());
 }
 
@@ -456,18 +472,17 @@ class FakeGrpcService final : public inference::GRPCInferenceService::Service {
             request->inputs(0).shape(0) * 3 * 4) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed request");
     }
-    infers_.fetch_add(1);
-    inferences_.fetch_add(request->inputs(0).shape(0));
+    counts_.Add(request->inputs(0).shape(0));
     response->set_model_name("m");
     return grpc::Status::OK;
   }
 
   grpc::Status ModelStatistics(grpc::ServerContext*, const inference::ModelStatisticsRequest*,
                                inference::ModelStatisticsResponse* response) override {
-    const uint64_t n = infers_.load();
+    const auto [n, inferences] = counts_.Read();
     auto* m = response->add_model_stats();
     m->set_name("m");
-    m->set_inference_count(inferences_.load());
+    m->set_inference_count(inferences);
     m->set_execution_count(n);
     auto set = [n](inference::StatisticDuration* d, uint64_t ns) {
       d->set_count(n);
@@ -481,7 +496,7 @@ class FakeGrpcService final : public inference::GRPCInferenceService::Service {
   }
 
  private:
-  std::atomic<uint64_t> infers_{0}, inferences_{0};
+  Counts counts_;
 };
 
 TEST(LoadBenchTest, GrpcEndToEndAgainstFakeServer) {
