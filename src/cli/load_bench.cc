@@ -205,6 +205,7 @@ std::string ResultsJson(const LoadBenchOptions& opt, const std::string& server,
   rapidjson::StringBuffer buffer;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
   w.SetIndent(' ', 2);
+  w.SetFormatOptions(rapidjson::kFormatSingleLineArray);
   w.StartObject();
   w.Key("server");
   w.String(server.c_str());
