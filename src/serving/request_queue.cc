@@ -59,8 +59,10 @@ uint32_t RequestQueue::LevelOf(uint32_t priority) const {
 
 uint64_t RequestQueue::TimeoutUsOf(const InferRequest& request, uint32_t level) const {
   const QueuePolicy& policy = levels_[level].policy;
-  if (policy.allow_timeout_override && request.timeout_us > 0) return request.timeout_us;
-  return policy.default_timeout_us;
+  const uint64_t fallback = policy.default_timeout_us;
+  if (!policy.allow_timeout_override || request.timeout_us == 0) return fallback;
+  // As in Triton, a request may shorten the model's timeout but not lengthen it.
+  return fallback == 0 ? request.timeout_us : std::min(request.timeout_us, fallback);
 }
 
 absl::Status RequestQueue::Push(QueuedRequest& item, const std::string& model) {

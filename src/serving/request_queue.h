@@ -69,7 +69,8 @@ class RequestQueue {
   // The 0-based level a request's priority maps to: 0 or out-of-range priorities take the
   // default level, as Triton does.
   uint32_t LevelOf(uint32_t priority) const;
-  // The queue timeout in microseconds that applies to a request (0: none).
+  // The queue timeout in microseconds that applies to a request (0: none): the level's default,
+  // or the request's own when the policy allows it and it is shorter.
   uint64_t TimeoutUsOf(const InferRequest& request, uint32_t level) const;
 
   // Queues `item` (its level, rows, enqueue time and deadline already set). A full level leaves

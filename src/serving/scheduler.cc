@@ -204,13 +204,13 @@ void Core::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
       if (status.ok()) {
         pending_.fetch_add(1, std::memory_order_relaxed);
         stats_->pending.fetch_add(1, std::memory_order_relaxed);
+        // Notified under the lock: once it is released the request may be answered, and its
+        // callback may destroy the scheduler, so nothing here touches it afterwards.
+        work_cv_.notify_one();
       }
     }
   }
-  if (status.ok()) {
-    work_cv_.notify_one();
-    return;
-  }
+  if (status.ok()) return;
   RejectNow(q.done, start, status, kind);
 }
 

@@ -490,6 +490,31 @@ TEST(SchedulerTest, RequestTimeoutIsIgnoredUnlessOverrideIsAllowed) {
   EXPECT_TRUE(f.results.Get("late").ok());
 }
 
+TEST(SchedulerTest, RequestMayShortenButNotLengthenTheTimeout) {
+  SchedulerOptions options;
+  options.priority_levels = 2;
+  options.default_priority_level = 2;
+  QueuePolicy short_timeout;
+  short_timeout.allow_timeout_override = true;
+  short_timeout.default_timeout_us = 1000;
+  options.priority_queue_policy[2] = short_timeout;
+  Fixture f(options);
+  f.control->Close();
+  // Level 1 has no timeout, so the held request cannot expire however slow the machine is.
+  auto first = FloatRequest("first", 1, 2, 0);
+  first->priority = 1;
+  f.scheduler->Enqueue(std::move(first), f.results.Callback("first"));
+  f.control->WaitStarted(1);
+  auto late = FloatRequest("late", 1, 2, 0);
+  late->timeout_us = kForeverUs;
+  f.scheduler->Enqueue(std::move(late), f.results.Callback("late"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  f.control->Open();
+  f.results.WaitFor(2);
+  EXPECT_TRUE(f.results.Get("first").ok());
+  EXPECT_EQ(f.results.Get("late").status().code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(SchedulerTest, TimedOutRequestIsDelayedWithDelay) {
   SchedulerOptions options;
   options.default_queue_policy.allow_timeout_override = true;
