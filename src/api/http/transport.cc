@@ -1,0 +1,315 @@
+// One keep-alive connection: wait for a request (idle timeout), read its header (header timeout)
+// and body (body timeout) with a bounded parser, hand it to the Handler, write the reply, repeat.
+// Requests on one connection are answered in order; bytes of a pipelined next request stay in the
+// read buffer until the current reply is written, so nothing is buffered without bound.
+#include "api/http/transport.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "api/http/v2_json.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/core/tcp_stream.hpp"
+#include "boost/beast/http/empty_body.hpp"
+#include "boost/beast/http/parser.hpp"
+#include "boost/beast/http/read.hpp"
+#include "boost/beast/http/write.hpp"
+
+namespace flywheel::api::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::shared_ptr<Transport> transport)
+      : stream_(std::move(socket)),
+        transport_(std::move(transport)),
+        options_(transport_->options()),
+        // The read buffer holds at most a header or one read's worth of body at a time.
+        buffer_(options_.max_header_bytes + (64 << 10)) {}
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // StopAccepting: a connection waiting for its next request closes now; a busy one closes
+  // after its reply (the reply says Connection: close).
+  void CloseIfIdle() {
+    if (state_ == State::kIdle) {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      stream_.close();
+    }
+  }
+
+  void Send(Reply reply) { Write(std::move(reply), /*close=*/false); }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  enum class State { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+  // How long a connection closed after an error keeps reading what the client still sends.
+  static constexpr int kMaxLingerMs = 30000;
+
+  static std::chrono::milliseconds Ms(int ms) { return std::chrono::milliseconds(ms); }
+
+  // Between requests: wait for the first byte of the next one under the idle timeout.
+  void WaitForRequest() {
+    if (buffer_.size() > 0) return ReadHeader();
+    state_ = State::kIdle;
+    stream_.expires_after(Ms(options_.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Finish();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+    parser_->body_limit(options_.max_request_bytes);
+    stream_.expires_after(Ms(options_.header_timeout_ms));
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    const auto& header = parser_->get();
+    version_ = header.version();
+    auto expect = header.find(bhttp::field::expect);
+    if (expect != header.end() && !parser_->is_done() &&
+        absl::EqualsIgnoreCase(absl::string_view(expect->value().data(), expect->value().size()),
+                               "100-continue")) {
+      // Clients such as curl wait for this before sending a large body.
+      continue_.emplace(bhttp::status::continue_, version_);
+      stream_.expires_after(Ms(options_.body_timeout_ms));
+      bhttp::async_write(stream_, *continue_,
+                         [self = shared_from_this()](beast::error_code ec, size_t) {
+                           if (ec) return self->Finish();
+                           self->ReadBody();
+                         });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return Dispatch();
+    stream_.expires_after(Ms(options_.body_timeout_ms));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->OnReadError(ec);
+                        self->Dispatch();
+                      });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    // A peer that went away or went quiet gets no answer; a broken request gets one, then close.
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == net::error::eof) {
+      return Finish();
+    }
+    if (ec == bhttp::error::body_limit) {
+      return Write(ErrorReply(bhttp::status::payload_too_large,
+                              absl::StrCat("the request body exceeds the limit of ",
+                                           options_.max_request_bytes, " bytes")),
+                   /*close=*/true);
+    }
+    if (ec == bhttp::error::header_limit) {
+      return Write(ErrorReply(bhttp::status::request_header_fields_too_large,
+                              absl::StrCat("the request header exceeds the limit of ",
+                                           options_.max_header_bytes, " bytes")),
+                   /*close=*/true);
+    }
+    if (ec == bhttp::error::partial_message) return Finish();
+    Write(ErrorReply(bhttp::status::bad_request,
+                     absl::StrCat("malformed HTTP request: ", ec.message())),
+          /*close=*/true);
+  }
+
+  void Dispatch() {
+    state_ = State::kHandling;
+    keep_alive_ = parser_->get().keep_alive();
+    Request request = parser_->release();
+    parser_.reset();
+    // No timer while the handler works: a slow model is not the client's fault.
+    stream_.expires_never();
+    // The reply may come from another thread after the server is gone: hold nothing alive.
+    std::weak_ptr<Connection> weak = weak_from_this();
+    std::weak_ptr<Transport> transport = transport_;
+    transport_->handler().Handle(std::move(request), [weak, transport](Reply reply) {
+      std::shared_ptr<Transport> t = transport.lock();
+      if (t == nullptr) return;
+      t->PostToConnection(
+          weak, [reply = std::move(reply)](Connection& c) mutable { c.Send(std::move(reply)); });
+    });
+  }
+
+  // `close`: the request could not be read completely; the reply ends the connection.
+  void Write(Reply reply, bool close) {
+    if (state_ == State::kClosed || state_ == State::kLingering) return;
+    state_ = State::kWriting;
+    bool keep = keep_alive_ && !close && !transport_->stopping();
+    response_.emplace(reply.status, version_);
+    auto& res = *response_;
+    res.set(bhttp::field::server, "flywheel");
+    if (!reply.content_type.empty()) res.set(bhttp::field::content_type, reply.content_type);
+    for (auto& [name, value] : reply.headers) res.set(name, value);
+    res.body() = std::move(reply.body);
+    res.keep_alive(keep);
+    res.prepare_payload();
+    stream_.expires_after(Ms(options_.body_timeout_ms));
+    bhttp::async_write(stream_, res,
+                       [self = shared_from_this(), keep, close](beast::error_code ec, size_t) {
+                         self->response_.reset();
+                         if (ec) return self->Finish();
+                         if (close) return self->Linger();
+                         if (!keep) return self->Finish();
+                         self->WaitForRequest();
+                       });
+  }
+
+  // After an error reply with part of the request unread: stop sending and discard what the
+  // client still sends, so that closing does not reset the connection before it reads the reply.
+  void Linger() {
+    state_ = State::kLingering;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(Ms(std::min(options_.body_timeout_ms, kMaxLingerMs)));
+    Discard();
+  }
+
+  void Discard() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(64 << 10),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Finish();
+                              self->Discard();
+                            });
+  }
+
+  void Finish() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+    transport_->Remove(this);
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Transport> transport_;
+  const TransportOptions& options_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<RequestBody>> parser_;
+  std::optional<bhttp::response<bhttp::empty_body>> continue_;
+  std::optional<bhttp::response<PayloadBody>> response_;
+  State state_ = State::kReading;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+};
+
+Transport::Transport(net::io_context& io, TransportOptions options,
+                     std::shared_ptr<Handler> handler)
+    : io_(io),
+      options_(options),
+      handler_(std::move(handler)),
+      acceptor_(std::in_place, net::make_strand(io)) {}
+
+absl::StatusOr<int> Transport::Listen(const std::string& address, int port) {
+  beast::error_code ec;
+  auto ip = net::ip::make_address(address, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("invalid bind address '", address, "'"));
+  tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ":", port, ": ", ec.message()));
+  }
+  return static_cast<int>(acceptor_->local_endpoint().port());
+}
+
+void Transport::StartAccepting() {
+  net::dispatch(acceptor_->get_executor(), [self = shared_from_this()] { self->Accept(); });
+}
+
+void Transport::Accept() {
+  acceptor_->async_accept(
+      net::make_strand(io_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !self->acceptor_->is_open()) return;
+        if (!ec) {
+          socket.set_option(tcp::no_delay(true), ec);
+          auto connection = std::make_shared<Connection>(std::move(socket), self);
+          self->Add(connection);
+          connection->Start();
+        }
+        // Errors such as running out of file descriptors must not stop the listener.
+        self->Accept();
+      });
+}
+
+void Transport::StopAccepting() {
+  stopping_.store(true, std::memory_order_release);
+  net::dispatch(acceptor_->get_executor(), [self = shared_from_this()] {
+    beast::error_code ec;
+    self->acceptor_->close(ec);
+  });
+  absl::MutexLock lock(&mu_);
+  for (auto& [raw, connection] : connections_) {
+    net::post(connection->executor(), [c = connection] { c->CloseIfIdle(); });
+  }
+}
+
+void Transport::Close() {
+  absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> connections;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    connections.swap(connections_);
+  }
+  // Nothing of the io_context may outlive it; a late reply can still hold this object.
+  acceptor_.reset();
+  connections.clear();
+}
+
+void Transport::PostToConnection(const std::weak_ptr<Connection>& connection,
+                                 std::function<void(Connection&)> fn) {
+  absl::ReaderMutexLock lock(&mu_);
+  if (closed_) return;
+  std::shared_ptr<Connection> c = connection.lock();
+  if (c == nullptr) return;
+  auto executor = c->executor();
+  net::post(executor, [c = std::move(c), fn = std::move(fn)] { fn(*c); });
+}
+
+void Transport::Add(const std::shared_ptr<Connection>& connection) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  connections_[connection.get()] = connection;
+}
+
+void Transport::Remove(Connection* connection) {
+  absl::MutexLock lock(&mu_);
+  connections_.erase(connection);
+}
+
+}  // namespace flywheel::api::http
