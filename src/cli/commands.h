@@ -16,5 +16,6 @@ struct Command {
 
 Command AddInferCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
+Command AddServeCommand(CLI::App& app);
 
 }  // namespace flywheel::cli

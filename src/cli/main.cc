@@ -1,5 +1,5 @@
 // The flywheel command line: parses arguments and dispatches to the subcommand files beside this
-// one (infer_command.cc, bench_command.cc).
+// one (serve_command.cc, infer_command.cc, bench_command.cc).
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   const std::vector<flywheel::cli::Command> commands = {
       flywheel::cli::AddInferCommand(app),
       flywheel::cli::AddBenchCommand(app),
+      flywheel::cli::AddServeCommand(app),
   };
 
   try {

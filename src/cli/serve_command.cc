@@ -1,0 +1,181 @@
+// `flywheel serve`: the inference server. Serves the models of one or more Triton-layout model
+// repositories over KServe v2 HTTP and gRPC, with Prometheus metrics on a third port. SIGTERM or
+// SIGINT: stop accepting, finish what is in flight (up to --exit-timeout-secs), exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/grpc/grpc_server.h"
+#include "api/http/http_server.h"
+#include "cli/commands.h"
+#include "monitor/metrics.h"
+#include "serving/server.h"
+
+namespace flywheel::cli {
+namespace {
+
+struct ServeOptions {
+  std::vector<std::string> repositories;
+  int http_port = 8000;
+  int grpc_port = 8001;
+  int metrics_port = 8002;
+  std::string bind = "0.0.0.0";
+  std::string control_mode = "none";
+  int poll_secs = 15;
+  std::vector<std::string> load_models;
+  bool strict_readiness = true;
+  int exit_timeout_secs = 30;
+  std::string admin_token;
+  size_t max_request_bytes = size_t{64} << 20;
+  int http_threads = 2;
+  int intra_op_threads = 1;
+  int load_threads = 4;
+};
+
+int RunServe(const ServeOptions& opt) {
+  // Block the shutdown signals in every thread (threads inherit the mask); the main thread waits
+  // for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  serving::ServerOptions server_options;
+  server_options.model_repositories = opt.repositories;
+  if (opt.control_mode == "none") {
+    server_options.control_mode = serving::ModelControlMode::kNone;
+  } else if (opt.control_mode == "poll") {
+    server_options.control_mode = serving::ModelControlMode::kPoll;
+  } else {
+    server_options.control_mode = serving::ModelControlMode::kExplicit;
+  }
+  server_options.repository_poll_secs = opt.poll_secs;
+  server_options.startup_models = opt.load_models;
+  server_options.strict_readiness = opt.strict_readiness;
+  server_options.intra_op_threads = opt.intra_op_threads;
+  server_options.load_threads = opt.load_threads;
+
+  monitor::Registry registry;
+  monitor::AddProcessCollector(registry);
+  auto server = serving::Server::Create(server_options, &registry);
+  if (!server.ok()) {
+    std::fprintf(stderr, "flywheel serve: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  for (const serving::ModelIndexEntry& e : (*server)->RepositoryIndex(false)) {
+    std::fprintf(stderr, "model %-20s version %-4s %s%s%s\n", e.name.c_str(),
+                 e.version.empty() ? "-" : e.version.c_str(),
+                 e.state.empty() ? "NOT LOADED" : e.state.c_str(), e.reason.empty() ? "" : ": ",
+                 e.reason.c_str());
+  }
+
+  api::HttpOptions http_options;
+  http_options.bind = opt.bind;
+  http_options.port = opt.http_port;
+  http_options.io_threads = opt.http_threads;
+  http_options.max_request_bytes = opt.max_request_bytes;
+  http_options.admin_token = opt.admin_token;
+  auto http = api::HttpServer::StartInference(http_options, server->get());
+  if (!http.ok()) {
+    std::fprintf(stderr, "flywheel serve: HTTP: %s\n",
+                 std::string(http.status().message()).c_str());
+    return 1;
+  }
+  api::HttpOptions metrics_options = http_options;
+  metrics_options.port = opt.metrics_port;
+  metrics_options.io_threads = 1;
+  auto metrics = api::HttpServer::StartMetrics(metrics_options, &registry);
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "flywheel serve: metrics: %s\n",
+                 std::string(metrics.status().message()).c_str());
+    return 1;
+  }
+  api::GrpcOptions grpc_options;
+  grpc_options.bind = opt.bind;
+  grpc_options.port = opt.grpc_port;
+  grpc_options.max_message_bytes = opt.max_request_bytes;
+  grpc_options.admin_token = opt.admin_token;
+  auto grpc = api::GrpcServer::Start(grpc_options, server->get());
+  if (!grpc.ok()) {
+    std::fprintf(stderr, "flywheel serve: gRPC: %s\n",
+                 std::string(grpc.status().message()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr,
+               "flywheel serve: HTTP on %s:%d, gRPC on %s:%d, metrics on http://%s:%d/metrics\n",
+               opt.bind.c_str(), (*http)->port(), opt.bind.c_str(), (*grpc)->port(),
+               opt.bind.c_str(), (*metrics)->port());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "flywheel serve: %s received, finishing requests in flight (up to %ds)\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.exit_timeout_secs);
+  (*http)->StopAccepting();
+  const bool drained = (*server)->Drain(int64_t{opt.exit_timeout_secs} * 1000);
+  (*grpc)->Shutdown(1000);
+  (*http)->Shutdown();
+  (*metrics)->Shutdown();
+  if (!drained) {
+    std::fprintf(stderr, "flywheel serve: requests still in flight after %ds; exiting anyway\n",
+                 opt.exit_timeout_secs);
+  }
+  server->reset();
+  std::fprintf(stderr, "flywheel serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+Command AddServeCommand(CLI::App& app) {
+  auto opt = std::make_shared<ServeOptions>();
+  CLI::App* sub = app.add_subcommand("serve",
+                                     "Serve a Triton-layout model repository over "
+                                     "KServe v2 HTTP and gRPC");
+  sub->add_option("--model-repository", opt->repositories, "model repository folder (repeatable)")
+      ->required();
+  sub->add_option("--http-port", opt->http_port, "HTTP port (KServe v2)")->capture_default_str();
+  sub->add_option("--grpc-port", opt->grpc_port, "gRPC port (KServe v2)")->capture_default_str();
+  sub->add_option("--metrics-port", opt->metrics_port, "Prometheus metrics port")
+      ->capture_default_str();
+  sub->add_option("--bind", opt->bind, "address to listen on")->capture_default_str();
+  sub->add_option("--model-control-mode", opt->control_mode,
+                  "none: load all at start; poll: also reload on change; explicit: load what "
+                  "--load-model and the load API ask")
+      ->check(CLI::IsMember({"none", "poll", "explicit"}))
+      ->capture_default_str();
+  sub->add_option("--repository-poll-secs", opt->poll_secs, "poll interval (poll mode)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--load-model", opt->load_models,
+                  "model to load at start in explicit mode ('*' for all; repeatable)");
+  sub->add_flag("--strict-readiness{true}", opt->strict_readiness,
+                "ready only when every model loaded at start is ready (=false to relax)")
+      ->capture_default_str();
+  sub->add_option("--exit-timeout-secs", opt->exit_timeout_secs,
+                  "on SIGTERM, how long to wait for requests in flight")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--admin-token", opt->admin_token,
+                  "require 'Authorization: Bearer TOKEN' on repository load/unload/index");
+  sub->add_option("--max-request-bytes", opt->max_request_bytes,
+                  "largest request body accepted (413 above)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--http-threads", opt->http_threads, "HTTP I/O threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--threads", opt->intra_op_threads, "intra-op threads per model instance")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--load-threads", opt->load_threads, "models loaded in parallel")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  return {sub, [opt] { return RunServe(*opt); }};
+}
+
+}  // namespace flywheel::cli
