@@ -230,7 +230,8 @@ Transport::Transport(net::io_context& io, TransportOptions options,
     : io_(io),
       options_(options),
       handler_(std::move(handler)),
-      acceptor_(std::in_place, net::make_strand(io)) {}
+      acceptor_(std::in_place, net::make_strand(io)),
+      accept_retry_(std::in_place, acceptor_->get_executor()) {}
 
 absl::StatusOr<int> Transport::Listen(const std::string& address, int port) {
   beast::error_code ec;
@@ -253,27 +254,36 @@ void Transport::StartAccepting() {
 }
 
 void Transport::Accept() {
-  acceptor_->async_accept(
-      net::make_strand(io_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-        if (ec == net::error::operation_aborted || !self->acceptor_->is_open()) return;
-        if (!ec) {
-          socket.set_option(tcp::no_delay(true), ec);
-          auto connection = std::make_shared<Connection>(std::move(socket), self);
-          self->Add(connection);
-          connection->Start();
-        }
-        // Errors such as running out of file descriptors must not stop the listener.
-        self->Accept();
-      });
+  acceptor_->async_accept(net::make_strand(io_),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+                            if (ec == net::error::operation_aborted || !self->acceptor_->is_open())
+                              return;
+                            if (ec) {
+                              // Out of file descriptors and the like: retry shortly instead of
+                              // spinning, and never stop listening.
+                              self->accept_retry_->expires_after(std::chrono::milliseconds(50));
+                              self->accept_retry_->async_wait([self](beast::error_code wait_ec) {
+                                if (!wait_ec && self->acceptor_->is_open()) self->Accept();
+                              });
+                              return;
+                            }
+                            socket.set_option(tcp::no_delay(true), ec);
+                            auto connection = std::make_shared<Connection>(std::move(socket), self);
+                            self->Add(connection);
+                            connection->Start();
+                            self->Accept();
+                          });
 }
 
 void Transport::StopAccepting() {
   stopping_.store(true, std::memory_order_release);
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
   net::dispatch(acceptor_->get_executor(), [self = shared_from_this()] {
     beast::error_code ec;
     self->acceptor_->close(ec);
+    self->accept_retry_->cancel();
   });
-  absl::MutexLock lock(&mu_);
   for (auto& [raw, connection] : connections_) {
     net::post(connection->executor(), [c = connection] { c->CloseIfIdle(); });
   }
@@ -287,6 +297,7 @@ void Transport::Close() {
     connections.swap(connections_);
   }
   // Nothing of the io_context may outlive it; a late reply can still hold this object.
+  accept_retry_.reset();
   acceptor_.reset();
   connections.clear();
 }

@@ -17,6 +17,7 @@
 #include "api/http/http_message.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
 
 namespace flywheel::api::http {
 
@@ -65,6 +66,7 @@ class Transport : public std::enable_shared_from_this<Transport> {
   std::shared_ptr<Handler> handler_;
   // Reset by Close: nothing bound to the io_context may outlive it.
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::optional<boost::asio::steady_timer> accept_retry_;
   std::atomic<bool> stopping_{false};
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
