@@ -23,6 +23,36 @@ uint32_t AddCategorySet(const RawTree& tree, int n, std::vector<CategorySet>* se
   return static_cast<uint32_t>(sets->size() - 1);
 }
 
+// Writes the subtree of `tree` at node n as position `pos` (level order) of a perfect tree of
+// depth `depth` starting at out[0].
+// Where PlacePerfect writes: nodes and default-left flags of one perfect tree.
+struct PerfectOut {
+  PerfectNode* nodes;
+  uint8_t* default_left;
+  uint32_t pad_offset;  // the padding column's offset
+  float weight;
+  bool weighted;
+};
+
+void PlacePerfect(const RawTree& tree, int n, int level, int depth, int64_t pos,
+                  const PerfectOut& out) {
+  if (level == depth) {
+    out.nodes[pos] = {out.pad_offset, out.weighted ? tree.value[n] * out.weight : tree.value[n]};
+    return;
+  }
+  if (tree.is_leaf(n)) {
+    // Always right: the padding column is NaN, and NaN goes right by default. The left subtree
+    // is never entered; it keeps the padding nodes it was initialised with.
+    out.nodes[pos] = {out.pad_offset, 0.0f};
+    PlacePerfect(tree, n, level + 1, depth, 2 * pos + 2, out);
+    return;
+  }
+  out.nodes[pos] = {static_cast<uint32_t>(tree.feature[n]) * kGroupRows, tree.value[n]};
+  out.default_left[pos] = tree.default_left[n];
+  PlacePerfect(tree, tree.left[n], level + 1, depth, 2 * pos + 1, out);
+  PlacePerfect(tree, tree.right[n], level + 1, depth, 2 * pos + 2, out);
+}
+
 }  // namespace
 
 absl::StatusOr<CompiledForest> CompiledForest::Build(const TreeEnsemble& ensemble) {
@@ -85,7 +115,21 @@ absl::StatusOr<CompiledForest> CompiledForest::Build(const TreeEnsemble& ensembl
       }
       f.nodes_[self] = node;
     }
+    const int64_t size = (int64_t{2} << ct.depth) - 1;
+    // Padding a sparse tree (a long chain, say) costs more memory than it saves time.
+    if (!ct.has_categorical && ct.depth <= kMaxPerfectDepth &&
+        size <= std::max<int64_t>(256, 8 * int64_t{tree.num_nodes()})) {
+      ct.perfect = static_cast<int64_t>(f.perfect_nodes_.size());
+      const uint32_t pad_offset = pad_feature * kGroupRows;
+      f.perfect_nodes_.resize(f.perfect_nodes_.size() + size, PerfectNode{pad_offset, 0.0f});
+      f.perfect_default_left_.resize(f.perfect_nodes_.size(), 0);
+      PlacePerfect(tree, 0, 0, ct.depth, 0,
+                   PerfectOut{f.perfect_nodes_.data() + ct.perfect,
+                              f.perfect_default_left_.data() + ct.perfect, pad_offset, weight,
+                              !ensemble.tree_weight.empty()});
+    }
     f.max_depth_ = std::max(f.max_depth_, ct.depth);
+    f.total_depth_ += ct.depth;
     f.trees_.push_back(ct);
   }
   return f;

@@ -165,35 +165,61 @@ TEST_P(ForestTest, SingleLeafTreesAndUnevenDepths) {
               ::testing::ElementsAre(1.25f, 2.25f, 3.25f, 4.25f));
 }
 
-// Batches of every size take the rows-in-flight and trees-in-flight paths and the thread pool;
-// each row's output must be the same as predicting it alone.
+// Batches of every size take the rows-in-flight and trees-in-flight paths, perfect and
+// breadth-first layouts (a deep chain and a categorical tree are not padded) and the thread
+// pool; each row's output must be the same as predicting it alone.
 TEST_P(ForestTest, BatchSizesAndThreadsGiveTheSameOutputs) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   TestModel m;
   m.objective = "binary:logistic";
   m.num_feature = 5;
-  for (int t = 0; t < 37; ++t) {
+  for (int t = 0; t < 70; ++t) {
     TestTree tree;
     tree.left = {1, 3, 5, -1, -1, -1, -1};
     tree.right = {2, 4, 6, -1, -1, -1, -1};
     tree.feature = {t % 5, (t + 1) % 5, (t + 2) % 5, 0, 0, 0, 0};
     tree.value = {u(rng), u(rng), u(rng), u(rng), u(rng), u(rng), u(rng)};
     tree.default_left = {t % 2, 1 - t % 2, 1, 0, 0, 0, 0};
+    if (t == 20) {
+      tree.split_type = {0, 1, 0, 0, 0, 0, 0};
+      tree.categories = {{1, {0, 2}}};
+    }
     m.trees.push_back(tree);
+    if (t == 30) {
+      // A chain of depth 12: node 2k splits, its left child 2k+1 is a leaf.
+      TestTree chain;
+      for (int k = 0; k < 12; ++k) {
+        chain.left.insert(chain.left.end(), {2 * k + 1, -1});
+        chain.right.insert(chain.right.end(), {2 * k + 2, -1});
+        chain.feature.insert(chain.feature.end(), {k % 5, 0});
+        chain.value.insert(chain.value.end(), {u(rng) * 0.5f, u(rng)});
+        chain.default_left.insert(chain.default_left.end(), {k % 2, 0});
+      }
+      chain.left.push_back(-1);
+      chain.right.push_back(-1);
+      chain.feature.push_back(0);
+      chain.value.push_back(u(rng));
+      chain.default_left.push_back(0);
+      m.trees.push_back(chain);
+    }
   }
   auto f = Load(m);
   ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->info().max_depth, 12);
   const int n = 1000;
   std::vector<float> x(n * 5);
-  for (float& v : x) v = (rng() % 10 == 0) ? kNan : u(rng);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = (rng() % 10 == 0) ? kNan : u(rng);
+    if (i % 5 == (20 + 1) % 5) x[i] = static_cast<float>(rng() % 4);  // categories 0-3
+  }
   std::vector<float> single(n);
   for (int r = 0; r < n; ++r) {
     std::vector<float> row(x.begin() + r * 5, x.begin() + r * 5 + 5);
     single[r] = Run(*f, row, false)[0];
   }
   ThreadPool pool(3);
-  for (int batch : {2, 7, 8, 9, 63, 64, 65, 200, 1000}) {
+  for (int batch : {2, 7, 8, 9, 15, 16, 17, 63, 100, 128, 129, 200, 1000}) {
     for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
       std::vector<float> part(x.begin(), x.begin() + batch * 5);
       auto out = Run(*f, part, false, p);

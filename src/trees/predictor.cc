@@ -5,25 +5,48 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace flywheel::trees {
 namespace {
 
-// Independent walks in flight per step; enough to cover a node load's latency.
-constexpr int kLanes = 8;
-// Rows per block: the block's rows stay in L1/L2 while every tree walks over them.
-constexpr int64_t kMaxBlockRows = 64;
-constexpr int64_t kBlockBytes = 48 * 1024;
+// Walks in flight per step. Each lane's chain of dependent loads (node, then feature, then the
+// next node) is ~15 cycles long; 16 independent lanes keep the core busy meanwhile (measured:
+// 8 lanes are ~30% slower, 32 spill and are slower still). Walks of the breadth-first layout over
+// a group keep a group pointer per row set and walk 8 at a time; trees in flight for one row
+// walk 16 at a time.
+constexpr int kPerfectLanes = kGroupRows;
+constexpr int kNodeLanes = 8;
+constexpr int kRowLanes = 16;
+static_assert(kGroupRows % kNodeLanes == 0);
+// Rows per block: the block's rows stay in L1/L2 while every tree walks over them, and each
+// tree's nodes are fetched once per block.
+constexpr int64_t kMaxBlockGroups = 8;
+constexpr int64_t kMaxBlockRows = kMaxBlockGroups * kGroupRows;
+constexpr int64_t kBlockBytes = 256 * 1024;
+constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 
 struct Scratch {
-  std::vector<float> rows;
-  std::vector<float> acc;
+  std::vector<float> rows;  // the block's feature-major groups, or one row (small batches)
+  std::vector<float> acc;   // margins of the block's rows
+  std::vector<float> leaf;  // one tree's leaf value per row of the block
 };
 
 Scratch& ThreadScratch() {
   thread_local Scratch scratch;
   return scratch;
+}
+
+// Runs fn(integral_constant<int, j>) for j in [0, kN), unrolled, so per-lane state lives in
+// registers.
+template <typename Fn, int... J>
+inline __attribute__((always_inline)) void ForLanesImpl(Fn&& fn, std::integer_sequence<int, J...>) {
+  (fn(std::integral_constant<int, J>()), ...);
+}
+template <int kN, typename Fn>
+inline __attribute__((always_inline)) void ForLanes(Fn&& fn) {
+  ForLanesImpl(fn, std::make_integer_sequence<int, kN>());
 }
 
 // Whether a categorical split sends x right: x is a category in the node's set. Missing values
@@ -38,90 +61,130 @@ inline int CategoryGoesRight(const CompiledForest& f, uint32_t feature_flags, fl
   return (f.category_bits()[set.word + c / 32] >> (c % 32)) & 1;
 }
 
-// One step of a walk: from node `idx`, read the row's feature and go to a child.
+// One step from a breadth-first node for input x: to left + 0 or left + 1. A numeric split goes
+// right unless x < threshold; NaN compares false and so goes right, and kNaN flips it where the
+// default is left.
 template <bool kNaN, bool kCat>
-inline int32_t Step(const CompiledForest& f, const Node* nodes, int32_t idx, const float* row) {
-  const Node& n = nodes[idx];
+inline int32_t StepNode(const CompiledForest& f, const Node& n, float x) {
   const uint32_t ff = n.feature_flags;
-  const float x = row[ff & kFeatureMask];
   int right;
   if (kCat && (ff & kCategoricalBit)) {
     right = CategoryGoesRight(f, ff, n.value, x);
   } else {
     right = !(x < n.value);
-    // NaN compares false, so it already goes right; flip it where the default is left.
     if (kNaN) right ^= static_cast<int>((x != x) & (ff >> 31));
   }
   return n.left + right;
 }
 
-// Walks kLanes (start node, row) pairs `depth` steps, leaving the leaf indices in idx.
-template <bool kNaN, bool kCat>
-inline void Walk(const CompiledForest& f, int depth, int32_t* idx, const float* const* row) {
-  const Node* nodes = f.nodes().data();
-  int32_t i[kLanes];
-  for (int j = 0; j < kLanes; ++j) i[j] = idx[j];
+// ---- Rows in flight: the block's rows, in feature-major groups, walk one tree at a time. ----
+
+// A perfect tree for the kPerfectLanes rows of a group: `depth` steps of idx = 2 idx + 1 + right;
+// the last level holds the values.
+template <bool kNaN>
+inline void WalkPerfect(const PerfectNode* nodes, const uint8_t* default_left, int depth,
+                        const float* group, float* leaf) {
+  // 64-bit indices and offsets fold into the loads' addressing modes.
+  uint64_t idx[kPerfectLanes] = {};
   for (int d = 0; d < depth; ++d) {
-    for (int j = 0; j < kLanes; ++j) i[j] = Step<kNaN, kCat>(f, nodes, i[j], row[j]);
+    ForLanes<kPerfectLanes>([&](auto j) {
+      const PerfectNode n = nodes[idx[j]];
+      const float x = group[uint64_t{n.offset} + j];
+      int right = !(x < n.value);
+      if (kNaN) right ^= static_cast<int>(x != x) & default_left[idx[j]];
+      idx[j] = 2 * idx[j] + 1 + right;
+    });
   }
-  for (int j = 0; j < kLanes; ++j) idx[j] = i[j];
+  ForLanes<kPerfectLanes>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
 }
 
-template <bool kNaN>
-inline void WalkTree(const CompiledForest& f, bool cat, int depth, int32_t* idx,
-                     const float* const* row) {
-  if (cat) {
-    Walk<kNaN, true>(f, depth, idx, row);
-  } else {
-    Walk<kNaN, false>(f, depth, idx, row);
-  }
-}
-
-// Rows in flight: each tree walks kLanes rows of the block at a time.
-template <bool kNaN>
-void SumTreesOverRows(const CompiledForest& f, const float* block, int64_t stride, int64_t n,
-                      float* acc) {
-  const int groups = f.num_groups();
+// Any tree in the breadth-first layout, for kNodeLanes rows of a group starting at `group`.
+template <bool kNaN, bool kCat>
+inline void WalkNodes(const CompiledForest& f, int32_t root, int depth, const float* group,
+                      float* leaf) {
   const Node* nodes = f.nodes().data();
+  int32_t idx[kNodeLanes];
+  ForLanes<kNodeLanes>([&](auto j) { idx[j] = root; });
+  for (int d = 0; d < depth; ++d) {
+    ForLanes<kNodeLanes>([&](auto j) {
+      const Node& n = nodes[idx[j]];
+      const float x = group[size_t{n.feature_flags & kFeatureMask} * kGroupRows + j];
+      idx[j] = StepNode<kNaN, kCat>(f, n, x);
+    });
+  }
+  ForLanes<kNodeLanes>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+}
+
+template <bool kNaN>
+void SumTreesOverBlock(const CompiledForest& f, const float* xt, int64_t group_stride, int64_t n,
+                       float* leaf, float* acc) {
+  const int groups = f.num_groups();
+  const PerfectNode* perfect = f.perfect_nodes().data();
+  const uint8_t* perfect_dl = f.perfect_default_left().data();
+  const int64_t n_groups = (n + kGroupRows - 1) / kGroupRows;
   for (const CompiledTree& t : f.trees()) {
-    for (int64_t r0 = 0; r0 < n; r0 += kLanes) {
-      const int live = static_cast<int>(std::min<int64_t>(kLanes, n - r0));
-      int32_t idx[kLanes];
-      const float* row[kLanes];
-      for (int j = 0; j < kLanes; ++j) {
-        idx[j] = t.root;
-        // Lanes past the end of the block repeat its last row; their results are dropped.
-        row[j] = block + std::min<int64_t>(r0 + j, n - 1) * stride;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const float* group = xt + g * group_stride;
+      float* out = leaf + g * kGroupRows;
+      if (t.perfect >= 0) {
+        WalkPerfect<kNaN>(perfect + t.perfect, perfect_dl + t.perfect, t.depth, group, out);
+        continue;
       }
-      WalkTree<kNaN>(f, t.has_categorical, t.depth, idx, row);
-      for (int j = 0; j < live; ++j) acc[(r0 + j) * groups + t.group] += nodes[idx[j]].value;
+      for (int j = 0; j < kGroupRows; j += kNodeLanes) {
+        if (t.has_categorical) {
+          WalkNodes<kNaN, true>(f, t.root, t.depth, group + j, out + j);
+        } else {
+          WalkNodes<kNaN, false>(f, t.root, t.depth, group + j, out + j);
+        }
+      }
     }
+    // Added tree by tree, so each output's sum is XGBoost's, in XGBoost's order.
+    float* a = acc + t.group;
+    for (int64_t r = 0; r < n; ++r) a[r * groups] += leaf[r];
   }
 }
 
-// Trees in flight: for one row, kLanes consecutive trees walk together.
+// ---- Trees in flight: for one row, kRowLanes consecutive trees walk together. ----
+
+template <bool kNaN, bool kCat>
+inline void WalkTreesOfRow(const CompiledForest& f, const int32_t* roots, int depth,
+                           const float* row, float* leaf) {
+  const Node* nodes = f.nodes().data();
+  int32_t idx[kRowLanes];
+  ForLanes<kRowLanes>([&](auto j) { idx[j] = roots[j]; });
+  for (int d = 0; d < depth; ++d) {
+    ForLanes<kRowLanes>([&](auto j) {
+      const Node& n = nodes[idx[j]];
+      idx[j] = StepNode<kNaN, kCat>(f, n, row[n.feature_flags & kFeatureMask]);
+    });
+  }
+  ForLanes<kRowLanes>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+}
+
 template <bool kNaN>
 void SumTreesForRow(const CompiledForest& f, const float* row, float* acc) {
-  const Node* nodes = f.nodes().data();
   const auto& trees = f.trees();
   const int64_t n = static_cast<int64_t>(trees.size());
-  const float* rows[kLanes];
-  for (int j = 0; j < kLanes; ++j) rows[j] = row;
-  for (int64_t t0 = 0; t0 < n; t0 += kLanes) {
-    const int live = static_cast<int>(std::min<int64_t>(kLanes, n - t0));
-    int32_t idx[kLanes];
+  int32_t roots[kRowLanes];
+  float leaf[kRowLanes];
+  for (int64_t t0 = 0; t0 < n; t0 += kRowLanes) {
+    const int live = static_cast<int>(std::min<int64_t>(kRowLanes, n - t0));
     int depth = 0;
     bool cat = false;
-    for (int j = 0; j < kLanes; ++j) {
+    for (int j = 0; j < kRowLanes; ++j) {
+      // Lanes past the last tree repeat it; their leaves are dropped.
       const CompiledTree& t = trees[t0 + std::min(j, live - 1)];
-      idx[j] = t.root;
+      roots[j] = t.root;
       depth = std::max(depth, static_cast<int>(t.depth));
       cat |= t.has_categorical;
     }
     // Walking past a tree's own depth is harmless: its leaves step to themselves.
-    WalkTree<kNaN>(f, cat, depth, idx, rows);
-    // Added one by one, in tree order, so each output's sum is XGBoost's.
-    for (int j = 0; j < live; ++j) acc[trees[t0 + j].group] += nodes[idx[j]].value;
+    if (cat) {
+      WalkTreesOfRow<kNaN, true>(f, roots, depth, row, leaf);
+    } else {
+      WalkTreesOfRow<kNaN, false>(f, roots, depth, row, leaf);
+    }
+    for (int j = 0; j < live; ++j) acc[trees[t0 + j].group] += leaf[j];
   }
 }
 
@@ -129,39 +192,53 @@ void SumTreesForRow(const CompiledForest& f, const float* row, float* acc) {
 void PredictRange(const CompiledForest& f, OutputTransform transform, const float* rows, int64_t r0,
                   int64_t r1, float* out) {
   const int64_t cols = f.num_features();
-  const int64_t stride = cols + 1;
   const int groups = f.num_groups();
   const int out_cols = TransformedColumns(transform, groups);
-  const int64_t block_rows = std::clamp<int64_t>(
-      kBlockBytes / (stride * static_cast<int64_t>(sizeof(float))), kLanes, kMaxBlockRows);
+  // A group holds kGroupRows rows of cols + 1 features: the last is the NaN padding column that
+  // leaves read.
+  const int64_t group_stride = (cols + 1) * kGroupRows;
+  const int64_t block_groups = std::clamp<int64_t>(
+      kBlockBytes / (group_stride * static_cast<int64_t>(sizeof(float))), 1, kMaxBlockGroups);
+  const int64_t block_rows = block_groups * kGroupRows;
   Scratch& s = ThreadScratch();
-  if (static_cast<int64_t>(s.rows.size()) < block_rows * stride) s.rows.resize(block_rows * stride);
+  if (static_cast<int64_t>(s.rows.size()) < block_groups * group_stride) {
+    s.rows.resize(block_groups * group_stride);
+  }
   if (static_cast<int64_t>(s.acc.size()) < block_rows * groups) s.acc.resize(block_rows * groups);
-  constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+  if (static_cast<int64_t>(s.leaf.size()) < block_rows) s.leaf.resize(block_rows);
 
   for (int64_t b0 = r0; b0 < r1; b0 += block_rows) {
     const int64_t n = std::min(block_rows, r1 - b0);
+    const float* src = rows + b0 * cols;
     bool has_nan = false;
-    for (int64_t r = 0; r < n; ++r) {
-      const float* src = rows + (b0 + r) * cols;
-      float* dst = s.rows.data() + r * stride;
-      std::memcpy(dst, src, cols * sizeof(float));
-      dst[cols] = kNan;
-      for (int64_t c = 0; c < cols; ++c) has_nan |= std::isnan(src[c]);
-    }
+    for (int64_t i = 0; i < n * cols; ++i) has_nan |= std::isnan(src[i]);
     std::fill(s.acc.begin(), s.acc.begin() + n * groups, f.base_margin());
-    if (n >= kLanes) {
+    if (n >= kNodeLanes) {
+      // Transpose into feature-major groups; rows past n repeat the last row (their results are
+      // dropped).
+      const int64_t n_groups = (n + kGroupRows - 1) / kGroupRows;
+      for (int64_t g = 0; g < n_groups; ++g) {
+        float* dst = s.rows.data() + g * group_stride;
+        for (int j = 0; j < kGroupRows; ++j) {
+          const float* row = src + std::min<int64_t>(g * kGroupRows + j, n - 1) * cols;
+          for (int64_t c = 0; c < cols; ++c) dst[c * kGroupRows + j] = row[c];
+          dst[cols * kGroupRows + j] = kNan;
+        }
+      }
       if (has_nan) {
-        SumTreesOverRows<true>(f, s.rows.data(), stride, n, s.acc.data());
+        SumTreesOverBlock<true>(f, s.rows.data(), group_stride, n, s.leaf.data(), s.acc.data());
       } else {
-        SumTreesOverRows<false>(f, s.rows.data(), stride, n, s.acc.data());
+        SumTreesOverBlock<false>(f, s.rows.data(), group_stride, n, s.leaf.data(), s.acc.data());
       }
     } else {
       for (int64_t r = 0; r < n; ++r) {
+        float* row = s.rows.data();
+        std::memcpy(row, src + r * cols, cols * sizeof(float));
+        row[cols] = kNan;
         if (has_nan) {
-          SumTreesForRow<true>(f, s.rows.data() + r * stride, s.acc.data() + r * groups);
+          SumTreesForRow<true>(f, row, s.acc.data() + r * groups);
         } else {
-          SumTreesForRow<false>(f, s.rows.data() + r * stride, s.acc.data() + r * groups);
+          SumTreesForRow<false>(f, row, s.acc.data() + r * groups);
         }
       }
     }
@@ -174,14 +251,20 @@ void PredictRange(const CompiledForest& f, OutputTransform transform, const floa
 void PredictRows(const CompiledForest& forest, OutputTransform transform, const float* rows,
                  int64_t n_rows, float* out, ThreadPool* pool) {
   if (n_rows <= 0) return;
-  // Below a few blocks per thread, splitting costs more than it saves.
-  constexpr int64_t kGrain = 2 * kMaxBlockRows;
-  if (pool == nullptr || pool->num_threads() <= 1 || n_rows < 2 * kGrain) {
+  // Waking workers costs microseconds: split only batches worth tens of microseconds (a step
+  // takes about a nanosecond), and give each thread at least a group of rows.
+  constexpr int64_t kMinSteps = 100000;
+  const int threads = pool == nullptr ? 1 : pool->num_threads();
+  if (threads <= 1 || n_rows < 2 * kGroupRows ||
+      n_rows * std::max<int64_t>(forest.total_depth(), 1) < kMinSteps) {
     PredictRange(forest, transform, rows, 0, n_rows, out);
     return;
   }
-  const int64_t grain =
-      std::max(kGrain, (n_rows + 4 * pool->num_threads() - 1) / (4 * pool->num_threads()));
+  // Small batches: one even chunk per thread. Large ones: a few blocks per chunk, so that
+  // threads slowed by other work on the machine do not hold up the rest.
+  const int64_t grain = n_rows <= threads * 4 * kMaxBlockRows
+                            ? std::max<int64_t>(kGroupRows, (n_rows + threads - 1) / threads)
+                            : 2 * kMaxBlockRows;
   pool->ParallelFor(n_rows, grain, [&](int64_t r0, int64_t r1) {
     PredictRange(forest, transform, rows, r0, r1, out);
   });
