@@ -11,6 +11,7 @@ The model repository is a private copy of examples/models/simple plus models wri
 `identity` (one identity per numeric type), `floats` (FP32 and FP64 identities) and `half`
 (FP16 <-> FP32 casts).
 """
+import gzip
 import http.client
 import json
 import os
@@ -21,6 +22,7 @@ import struct
 import sys
 import tempfile
 import unittest
+import zlib
 
 import numpy as np
 import requests
@@ -596,10 +598,20 @@ class BadInputs(HttpTestBase):
                           outputs=[{"name": "OUTPUT0", "parameters": {"classification": 2}}])
         self.assertError(self.infer("simple", req), 501, "classification")
 
-    def test_compressed_body_is_refused(self):
-        r = self.post("/v2/models/simple/infer", data=b"\x1f\x8b",
-                      headers={"Content-Encoding": "gzip"})
-        self.assertError(r, 415, "gzip")
+    def test_compressed_bodies(self):
+        body = json.dumps(simple_json(self.a, self.a)).encode()
+        for coding, data in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
+            r = self.post("/v2/models/simple/infer", data=data,
+                          headers={"Content-Encoding": coding})
+            self.assertEqual(r.status_code, 200, r.text)
+            np.testing.assert_array_equal(decode_response(r)[1]["OUTPUT0"], self.a * 2)
+        self.assertError(self.post("/v2/models/simple/infer", data=b"\x1f\x8b",
+                                   headers={"Content-Encoding": "gzip"}), 400, "corrupt")
+        self.assertError(self.post("/v2/models/simple/infer", data=body,
+                                   headers={"Content-Encoding": "br"}), 415, "'br'")
+        bomb = gzip.compress(b" " * (MAX_REQUEST_BYTES + 1))
+        self.assertError(self.post("/v2/models/simple/infer", data=bomb,
+                                   headers={"Content-Encoding": "gzip"}), 413, "decompressed")
 
     def test_malformed_http(self):
         with socket.create_connection(("127.0.0.1", self.server.http_port), timeout=30) as s:

@@ -100,7 +100,8 @@ HttpServer::~HttpServer() { Shutdown(); }
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartInference(const HttpOptions& options,
                                                                        serving::Server* server) {
   return Impl::Start(options, [&](Impl& impl) {
-    return std::make_shared<http::InferenceHandler>(server, options.admin_token, &impl.blocking);
+    return std::make_shared<http::InferenceHandler>(server, options.admin_token,
+                                                    options.max_request_bytes, &impl.blocking);
   });
 }
 

@@ -297,8 +297,11 @@ TEST_F(HttpServerTest, InferErrorsAndTheServerKeepsServing) {
   EXPECT_EQ(Get("/v3/x").status, 404);
   EXPECT_EQ(Get("/v2/models/simple/bogus").status, 404);
   Response gzip = Post("/v2/models/simple/infer", AddSubJson(), {{"Content-Encoding", "gzip"}});
-  EXPECT_EQ(gzip.status, 415);
-  EXPECT_THAT(gzip.body, HasSubstr("gzip"));
+  EXPECT_EQ(gzip.status, 400);
+  EXPECT_THAT(gzip.body, HasSubstr("gzip request body is corrupt"));
+  Response brotli = Post("/v2/models/simple/infer", AddSubJson(), {{"Content-Encoding", "br"}});
+  EXPECT_EQ(brotli.status, 415);
+  EXPECT_THAT(brotli.body, HasSubstr("'br' is not supported"));
   EXPECT_EQ(Post("/v2/models/simple/infer", AddSubJson()).status, 200);
 }
 

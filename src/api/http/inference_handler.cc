@@ -6,8 +6,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "api/http/content_coding.h"
 #include "api/http/infer_codec.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
@@ -109,8 +111,11 @@ struct InferenceHandler::Route {
 };
 
 InferenceHandler::InferenceHandler(serving::Server* server, std::string admin_token,
-                                   boost::asio::thread_pool* blocking)
-    : server_(server), admin_token_(std::move(admin_token)), blocking_(blocking) {}
+                                   size_t max_request_bytes, boost::asio::thread_pool* blocking)
+    : server_(server),
+      admin_token_(std::move(admin_token)),
+      max_request_bytes_(max_request_bytes),
+      blocking_(blocking) {}
 
 InferenceHandler::Route InferenceHandler::Match(const std::vector<std::string>& s) const {
   Route r;
@@ -172,11 +177,22 @@ void InferenceHandler::Handle(Request request, Respond respond) {
     reply.headers.emplace_back("Allow", std::string(bhttp::to_string(route.method)));
     return respond(std::move(reply));
   }
-  absl::string_view encoding = HeaderValue(request, "Content-Encoding");
-  if (!encoding.empty() && !absl::EqualsIgnoreCase(encoding, "identity")) {
-    return respond(ErrorReply(bhttp::status::unsupported_media_type,
-                              absl::StrCat("Content-Encoding '", encoding,
-                                           "' is not supported; send the body uncompressed")));
+  auto coding = ParseContentCoding(HeaderValue(request, "Content-Encoding"));
+  if (!coding.ok()) {
+    return respond(ErrorReply(bhttp::status::unsupported_media_type, coding.status().message()));
+  }
+  if (*coding != ContentCoding::kIdentity && !Body(request).empty()) {
+    // Inference-Header-Content-Length counts the decompressed body: align by it as the
+    // transport does for plain bodies.
+    size_t aligned_at = 0;
+    absl::SimpleAtoi(HeaderValue(request, kInferHeaderLengthHeader), &aligned_at);
+    auto inflated = Inflate(Body(request), *coding, max_request_bytes_, aligned_at);
+    if (!inflated.ok()) {
+      return respond(absl::IsResourceExhausted(inflated.status())
+                         ? ErrorReply(bhttp::status::payload_too_large, inflated.status().message())
+                         : ErrorReply(inflated.status()));
+    }
+    request.body() = *std::move(inflated);
   }
   switch (route.endpoint) {
     case Endpoint::kServerMetadata:

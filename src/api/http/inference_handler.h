@@ -2,6 +2,7 @@
 // model repository) onto serving::Server. Internal to api/http.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,8 +16,9 @@ namespace flywheel::api::http {
 class InferenceHandler : public Handler {
  public:
   // `blocking` runs the calls that wait (model load and unload) off the I/O threads; it and
-  // `server` must outlive every call to Handle.
-  InferenceHandler(serving::Server* server, std::string admin_token,
+  // `server` must outlive every call to Handle. `max_request_bytes` also bounds a compressed
+  // body once inflated.
+  InferenceHandler(serving::Server* server, std::string admin_token, size_t max_request_bytes,
                    boost::asio::thread_pool* blocking);
 
   void Handle(Request request, Respond respond) override;
@@ -36,6 +38,7 @@ class InferenceHandler : public Handler {
 
   serving::Server* server_;
   std::string admin_token_;
+  size_t max_request_bytes_;
   boost::asio::thread_pool* blocking_;
 };
 
