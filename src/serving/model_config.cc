@@ -1,5 +1,6 @@
-// Parsing, JSON conversion and the converters from a model configuration to what the scheduler
-// uses. Validation is in model_config_validate.cc, completion in model_config_complete.cc.
+// Parsing (text and JSON) and the converters from a model configuration to what the scheduler
+// uses. Validation is in model_config_validate.cc, completion in model_config_complete.cc, the
+// config endpoint's JSON in model_config_json.cc.
 #include "serving/model_config.h"
 
 #include <google/protobuf/io/tokenizer.h>
@@ -8,12 +9,8 @@
 
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "rapidjson/document.h"
-#include "rapidjson/stringbuffer.h"
-#include "rapidjson/writer.h"
 
 namespace flywheel::serving {
 namespace {
@@ -41,59 +38,6 @@ class LocatedErrors : public pb::io::ErrorCollector {
   std::vector<std::string> errors_;
 };
 
-// Protobuf's JSON writes 64-bit integers as strings; Triton's config endpoint writes numbers
-// (clients read dims as integers). Rewrites every 64-bit integer field of `value`, a JSON object
-// of message type `type`.
-void NumbersFor64BitFields(rapidjson::Value& value, const pb::Descriptor* type) {
-  if (!value.IsObject()) return;
-  auto to_number = [](rapidjson::Value& v, const pb::FieldDescriptor* field) {
-    if (!v.IsString()) return;
-    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_INT64) {
-      int64_t n;
-      if (absl::SimpleAtoi(v.GetString(), &n)) v.SetInt64(n);
-    } else {
-      uint64_t n;
-      if (absl::SimpleAtoi(v.GetString(), &n)) v.SetUint64(n);
-    }
-  };
-  auto is_64bit = [](const pb::FieldDescriptor* field) {
-    return field->cpp_type() == pb::FieldDescriptor::CPPTYPE_INT64 ||
-           field->cpp_type() == pb::FieldDescriptor::CPPTYPE_UINT64;
-  };
-  for (auto& member : value.GetObject()) {
-    const pb::FieldDescriptor* field = type->FindFieldByName(member.name.GetString());
-    if (field == nullptr) continue;
-    if (field->is_map()) {
-      // Map keys stay strings in JSON; values are fixed like fields.
-      const pb::FieldDescriptor* mapped = field->message_type()->FindFieldByName("value");
-      if (!member.value.IsObject()) continue;
-      for (auto& entry : member.value.GetObject()) {
-        if (mapped->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-          NumbersFor64BitFields(entry.value, mapped->message_type());
-        } else if (is_64bit(mapped)) {
-          to_number(entry.value, mapped);
-        }
-      }
-      continue;
-    }
-    if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (member.value.IsArray()) {
-        for (auto& item : member.value.GetArray()) {
-          NumbersFor64BitFields(item, field->message_type());
-        }
-      } else {
-        NumbersFor64BitFields(member.value, field->message_type());
-      }
-    } else if (is_64bit(field)) {
-      if (member.value.IsArray()) {
-        for (auto& item : member.value.GetArray()) to_number(item, field);
-      } else {
-        to_number(member.value, field);
-      }
-    }
-  }
-}
-
 QueuePolicy QueuePolicyFromConfig(const inference::ModelQueuePolicy& policy) {
   QueuePolicy out;
   out.timeout_action = policy.timeout_action() == inference::ModelQueuePolicy::DELAY
@@ -119,21 +63,6 @@ absl::StatusOr<inference::ModelConfig> ParseModelConfigText(absl::string_view te
     return absl::InvalidArgumentError(message);
   }
   return config;
-}
-
-std::string ModelConfigToJson(const inference::ModelConfig& config) {
-  pb::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  if (!pb::util::MessageToJsonString(config, &json, options).ok()) return "{}";
-  rapidjson::Document doc;
-  if (doc.Parse(json.data(), json.size()).HasParseError()) return json;
-  NumbersFor64BitFields(doc, inference::ModelConfig::descriptor());
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  doc.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 absl::StatusOr<inference::ModelConfig> ModelConfigFromJson(absl::string_view json) {

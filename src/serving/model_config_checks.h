@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "model_config.pb.h"
 
@@ -43,6 +44,11 @@ std::string DimsString(absl::Span<const int64_t> dims);
 std::string TensorField(const char* kind, int index, const std::string& name);
 // A path inside a model folder: relative, no "..", no empty or "." components, no NUL.
 bool IsSafeRelativePath(const std::string& path);
+
+// Length of the valid UTF-8 sequence starting `s` (1..4), or 0 when the bytes there are not one
+// (overlong forms, surrogates and values above U+10FFFF included).
+int Utf8SequenceLength(absl::string_view s);
+bool IsValidUtf8(absl::string_view s);
 
 // dims as a config declares them: each a positive size, or -1 (variable) when allowed.
 void CheckDims(const std::string& field, absl::Span<const int64_t> dims, bool allow_variable,

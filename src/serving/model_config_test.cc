@@ -620,6 +620,43 @@ TEST(ValidateModelConfig, Warmup) {
               HasSubstr("model_warmup 'w': the name is used twice"));
 }
 
+TEST(ValidateModelConfig, StringsMustBeUtf8) {
+  inference::ModelConfig config = Parse(kOnnx);
+  config.add_input()->set_name("caf\xc3\xa9");
+  EXPECT_TRUE(ValidateModelConfig(config, "f").ok());
+  config.add_output()->set_name("bad\xff");
+  EXPECT_THAT(ValidateModelConfig(config, "f").message(),
+              HasSubstr("output[0].name: not valid UTF-8"));
+  // The JSON stays valid even so.
+  auto back = ModelConfigFromJson(ModelConfigToJson(config));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->output(0).name(), "bad\xef\xbf\xbd");
+  for (const char* bad : {"\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    config.mutable_output(0)->set_name(bad);
+    EXPECT_FALSE(ValidateModelConfig(config, "f").ok()) << bad;
+  }
+  config.mutable_output(0)->set_name("\xf0\x9f\x98\x80");
+  EXPECT_TRUE(ValidateModelConfig(config, "f").ok());
+}
+
+TEST(ValidateModelConfig, MapKeysGivenTwice) {
+  EXPECT_THAT(ValidationError(std::string(kOnnx) +
+                              "parameters { key: \"a\" value {} } parameters { key: \"a\" "
+                              "value {} }"),
+              HasSubstr("parameters: key \"a\" is given more than once"));
+  EXPECT_THAT(ValidationError(std::string(kOnnx) +
+                              "max_batch_size: 2 dynamic_batching { priority_levels: 2 "
+                              "default_priority_level: 1 priority_queue_policy [ { key: 1 value "
+                              "{} }, { key: 1 value {} } ] }"),
+              HasSubstr("dynamic_batching.priority_queue_policy: key 1 is given more than once"));
+  inference::ModelConfig config = Parse(
+      "parameters { key: \"a\" value { string_value: \"1\" } } "
+      "parameters { key: \"a\" value { string_value: \"2\" } }");
+  auto back = ModelConfigFromJson(ModelConfigToJson(config));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->parameters().at("a").string_value(), config.parameters().at("a").string_value());
+}
+
 TEST(ValidateModelConfig, LongListsAreCut) {
   std::string text = kOnnx;
   for (int i = 0; i < 30; ++i) text += "input [ { name: \"x\" dims: [ 0 ] } ]\n";
@@ -804,18 +841,48 @@ TEST(CompleteModelConfig, ChecksThatNeedTheCompletedConfig) {
 TEST(ModelConfigJson, TritonShape) {
   inference::ModelConfig config = Parse(kEverything);
   const std::string json = ModelConfigToJson(config);
-  EXPECT_THAT(json, AllOf(HasSubstr("\"name\":\"ranker\""), HasSubstr("\"max_batch_size\":64"),
-                          HasSubstr("\"dims\":[256]"), HasSubstr("\"data_type\":\"TYPE_FP32\""),
-                          HasSubstr("\"max_queue_delay_microseconds\":200"),
-                          HasSubstr("\"priority_levels\":3"), HasSubstr("\"versions\":[1,3]"),
-                          HasSubstr("\"default_timeout_microseconds\":5000"),
-                          HasSubstr("\"1\":{\"timeout_action\":\"REJECT\""),
-                          // Defaults are printed too, as Triton's endpoint does.
-                          HasSubstr("\"label_filename\":\"\""), HasSubstr("\"optional\":false")));
+  EXPECT_THAT(
+      json,
+      AllOf(HasSubstr("\"name\":\"ranker\""), HasSubstr("\"max_batch_size\":64"),
+            HasSubstr("\"dims\":[256]"), HasSubstr("\"data_type\":\"TYPE_FP32\""),
+            HasSubstr("\"max_queue_delay_microseconds\":200"), HasSubstr("\"priority_levels\":3"),
+            HasSubstr("\"versions\":[1,3]"), HasSubstr("\"default_timeout_microseconds\":5000"),
+            HasSubstr("\"priority_queue_policy\":{\"1\":{\"timeout_action\":\"REJECT\""),
+            HasSubstr("\"3\":{\"timeout_action\":\"REJECT\",\"default_timeout_"),
+            // Defaults are printed too, as Triton's endpoint does.
+            HasSubstr("\"label_filename\":\"\""), HasSubstr("\"optional\":false")));
   EXPECT_THAT(json, Not(HasSubstr("\"256\"")));
   auto back = ModelConfigFromJson(json);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(config, *back));
+}
+
+TEST(ModelConfigJson, EveryKindOfFieldRoundTrips) {
+  inference::ModelConfig config = Parse(R"pb(
+    name: "quote\" back\\ nl\n tab\t bell\x07 caf\303\251"
+    sequence_batching {
+      control_input
+      [ {
+        name: "S" control
+        [ { fp32_false_true: [ 0, 0.1, -2.5e-7 ] }]
+      }]
+      direct { minimum_slot_utilization: 0.3 }
+    }
+    model_metrics { metric_control
+                    [ { histogram_options { buckets: [ 0.1, 1e300, -5 ] } }] }
+    version_policy { specific { versions: [ 9007199254740993, -1 ] } } input
+    [ { name: "x" data_type: 77 }]
+  )pb");
+  const std::string json = ModelConfigToJson(config);
+  EXPECT_THAT(json, AllOf(HasSubstr("\"versions\":[9007199254740993,-1]"),
+                          HasSubstr("\"data_type\":77"), HasSubstr("\\\"")));
+  auto back = ModelConfigFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << json;
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(config, *back)) << json;
+
+  (*config.mutable_dynamic_batching()->mutable_priority_queue_policy())[10];
+  (*config.mutable_dynamic_batching()->mutable_priority_queue_policy())[2];
+  EXPECT_THAT(ModelConfigToJson(config), HasSubstr("\"priority_queue_policy\":{\"2\":{"));
 }
 
 TEST(ModelConfigJson, LoadApiConfig) {

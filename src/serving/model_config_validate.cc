@@ -1,6 +1,10 @@
 // ValidateModelConfig: every field Triton defines is either checked and honoured, reported as
 // unsupported by name, or (when it cannot change results on a CPU server) accepted with a
 // warning. Nothing is silently ignored.
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <google/protobuf/text_format.h>
+
 #include <cmath>
 #include <set>
 
@@ -91,6 +95,43 @@ void CheckDataType(const std::string& field, inference::DataType type, bool allo
   if (!DataTypeFromConfig(type).ok()) {
     problems->Invalid(field, absl::StrCat(ConfigDataTypeName(type), " is not a valid data type"));
   }
+}
+
+int Utf8SequenceLength(absl::string_view s) {
+  if (s.empty()) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  if (p[0] < 0x80) return 1;
+  int length;
+  uint32_t code;
+  if ((p[0] & 0xe0) == 0xc0) {
+    length = 2;
+    code = p[0] & 0x1f;
+  } else if ((p[0] & 0xf0) == 0xe0) {
+    length = 3;
+    code = p[0] & 0x0f;
+  } else if ((p[0] & 0xf8) == 0xf0) {
+    length = 4;
+    code = p[0] & 0x07;
+  } else {
+    return 0;
+  }
+  if (s.size() < static_cast<size_t>(length)) return 0;
+  for (int i = 1; i < length; ++i) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    code = (code << 6) | (p[i] & 0x3f);
+  }
+  static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (code < kMinimum[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return 0;
+  return length;
+}
+
+bool IsValidUtf8(absl::string_view s) {
+  while (!s.empty()) {
+    const int n = Utf8SequenceLength(s);
+    if (n == 0) return false;
+    s.remove_prefix(n);
+  }
+  return true;
 }
 
 }  // namespace config_internal
@@ -488,11 +529,58 @@ void CheckOtherFields(const inference::ModelConfig& config, Problems* problems) 
   }
 }
 
+// Names and values travel in JSON and gRPC strings, which must be UTF-8. A map key given twice
+// (text format accepts it; the last value silently wins) is a mistake worth reporting.
+void CheckStringsAndMaps(const google::protobuf::Message& message, const std::string& prefix,
+                         Problems* problems) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* r = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const std::string name = prefix.empty() ? field->name() : prefix + "." + field->name();
+    if (field->is_map()) {
+      const FieldDescriptor* key = field->message_type()->map_key();
+      std::set<std::string> keys;
+      for (int i = 0; i < r->FieldSize(message, field); ++i) {
+        const google::protobuf::Message& entry = r->GetRepeatedMessage(message, field, i);
+        std::string text;
+        google::protobuf::TextFormat::PrintFieldValueToString(entry, key, -1, &text);
+        if (!keys.insert(text).second) {
+          problems->Invalid(name, absl::StrCat("key ", text, " is given more than once"));
+          break;
+        }
+      }
+    }
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      const int n = field->is_repeated() ? r->FieldSize(message, field) : 1;
+      for (int i = 0; i < n; ++i) {
+        const std::string value = field->is_repeated() ? r->GetRepeatedString(message, field, i)
+                                                       : r->GetString(message, field);
+        if (!config_internal::IsValidUtf8(value)) {
+          problems->Invalid(name, "not valid UTF-8");
+          return;
+        }
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(message, field); ++i) {
+          CheckStringsAndMaps(r->GetRepeatedMessage(message, field, i),
+                              absl::StrCat(name, "[", i, "]"), problems);
+        }
+      } else {
+        CheckStringsAndMaps(r->GetMessage(message, field), name, problems);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status ValidateModelConfig(const inference::ModelConfig& config, const std::string& path,
                                  std::vector<std::string>* warnings) {
   Problems problems(path);
+  CheckStringsAndMaps(config, "", &problems);
   CheckPlatform(config, &problems);
   CheckOtherFields(config, &problems);
   CheckInputs(config, &problems);
