@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<std::vector<BackendTensorInfo>> inputs = {
       {{"x", DataType::kFp32, {-1, 4}}, {"ids", DataType::kInt64, {-1, -1}}},
       {{"x", DataType::kFp32, {2, 4}}}};
-  const std::vector<std::vector<BackendTensorInfo>> outputs = {
-      {{"y", DataType::kFp32, {-1, 2}}}, {{"y", DataType::kFp32, {2, 2}}}};
+  const std::vector<std::vector<BackendTensorInfo>> outputs = {{{"y", DataType::kFp32, {-1, 2}}},
+                                                               {{"y", DataType::kFp32, {2, 2}}}};
   for (size_t i = 0; i < inputs.size(); ++i) {
     inference::ModelConfig completed = *config;
     if (flywheel::serving::CompleteModelConfig(inputs[i], outputs[i], &completed).ok()) {
