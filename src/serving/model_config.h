@@ -51,8 +51,9 @@ absl::Status CompleteModelConfig(const std::vector<BackendTensorInfo>& inputs,
                                  const std::vector<BackendTensorInfo>& outputs,
                                  inference::ModelConfig* config);
 
-// The model_configuration endpoint's JSON: proto field names, every field (defaults included),
-// 64-bit integers as JSON numbers (as Triton returns them).
+// The model_configuration endpoint's JSON: proto field names in declaration order, every scalar,
+// list and map (defaults included; messages and oneof members when set), 64-bit integers as JSON
+// numbers as Triton returns them, map keys sorted. ModelConfigFromJson reads it back.
 std::string ModelConfigToJson(const inference::ModelConfig& config);
 // The load API's `config` parameter. Unknown fields are errors.
 absl::StatusOr<inference::ModelConfig> ModelConfigFromJson(absl::string_view json);
