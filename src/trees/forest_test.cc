@@ -230,6 +230,26 @@ TEST_P(ForestTest, BatchSizesAndThreadsGiveTheSameOutputs) {
   }
 }
 
+// Past ~16k features the predictor no longer copies rows feature-major; results are the same.
+TEST_P(ForestTest, VeryWideModels) {
+  TestModel m;
+  m.base_score = "0E0";
+  m.num_feature = 20000;
+  m.trees = {Stump(19999, 0.5f, 1.0f, 2.0f), Stump(7, 0.0f, 10.0f, 20.0f, true)};
+  auto f = Load(m);
+  ASSERT_NE(f, nullptr);
+  const int n = 40;
+  std::vector<float> x(static_cast<size_t>(n) * m.num_feature, 0.0f);
+  for (int r = 0; r < n; ++r) {
+    x[static_cast<size_t>(r) * m.num_feature + 19999] = r % 2 ? 1.0f : 0.0f;
+    x[static_cast<size_t>(r) * m.num_feature + 7] = r % 3 == 0 ? kNan : 1.0f;
+  }
+  auto out = Run(*f, x);
+  for (int r = 0; r < n; ++r) {
+    EXPECT_EQ(out[r], (r % 2 ? 2.0f : 1.0f) + (r % 3 == 0 ? 10.0f : 20.0f)) << r;
+  }
+}
+
 TEST_P(ForestTest, PredictRejectsWrongShapes) {
   TestModel m;
   m.trees = {Stump(1, 0.0f, 1.0f, 2.0f)};

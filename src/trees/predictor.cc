@@ -25,6 +25,9 @@ static_assert(kGroupRows % kNodeLanes == 0);
 constexpr int64_t kMaxBlockGroups = 8;
 constexpr int64_t kMaxBlockRows = kMaxBlockGroups * kGroupRows;
 constexpr int64_t kBlockBytes = 256 * 1024;
+// Models wider than this many features skip the feature-major copy (a group of kGroupRows rows
+// would take more than 1 MiB) and walk each row on its own, trees in flight.
+constexpr int64_t kMaxGroupedFeatures = (int64_t{1} << 20) / (kGroupRows * sizeof(float)) - 1;
 constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 
 struct Scratch {
@@ -197,13 +200,13 @@ void PredictRange(const CompiledForest& f, OutputTransform transform, const floa
   // A group holds kGroupRows rows of cols + 1 features: the last is the NaN padding column that
   // leaves read.
   const int64_t group_stride = (cols + 1) * kGroupRows;
+  const bool grouped = cols <= kMaxGroupedFeatures;
   const int64_t block_groups = std::clamp<int64_t>(
       kBlockBytes / (group_stride * static_cast<int64_t>(sizeof(float))), 1, kMaxBlockGroups);
   const int64_t block_rows = block_groups * kGroupRows;
   Scratch& s = ThreadScratch();
-  if (static_cast<int64_t>(s.rows.size()) < block_groups * group_stride) {
-    s.rows.resize(block_groups * group_stride);
-  }
+  const int64_t row_floats = grouped ? block_groups * group_stride : cols + 1;
+  if (static_cast<int64_t>(s.rows.size()) < row_floats) s.rows.resize(row_floats);
   if (static_cast<int64_t>(s.acc.size()) < block_rows * groups) s.acc.resize(block_rows * groups);
   if (static_cast<int64_t>(s.leaf.size()) < block_rows) s.leaf.resize(block_rows);
 
@@ -213,7 +216,7 @@ void PredictRange(const CompiledForest& f, OutputTransform transform, const floa
     bool has_nan = false;
     for (int64_t i = 0; i < n * cols; ++i) has_nan |= std::isnan(src[i]);
     std::fill(s.acc.begin(), s.acc.begin() + n * groups, f.base_margin());
-    if (n >= kNodeLanes) {
+    if (grouped && n >= kNodeLanes) {
       // Transpose into feature-major groups; rows past n repeat the last row (their results are
       // dropped).
       const int64_t n_groups = (n + kGroupRows - 1) / kGroupRows;

@@ -257,6 +257,7 @@ absl::StatusOr<TreeEnsemble> BuildXgboostEnsemble(const Value& root, const Ensem
   ens.trees.resize(num_trees);
   std::vector<uint8_t> placed(num_trees, 0);
   int64_t total_nodes = 0;
+  int64_t category_words = 0;
   for (int64_t i = 0; i < num_trees; ++i) {
     const Value& t = trees->items()[i];
     std::string where = absl::StrCat("tree ", i);
@@ -276,7 +277,19 @@ absl::StatusOr<TreeEnsemble> BuildXgboostEnsemble(const Value& root, const Ensem
     placed[id] = 1;
     FW_ASSIGN_OR_RETURN(ens.trees[id],
                         ReadTree(t, where, ens.num_feature, limits.max_total_nodes - total_nodes));
-    total_nodes += ens.trees[id].num_nodes();
+    const RawTree& tree = ens.trees[id];
+    total_nodes += tree.num_nodes();
+    for (int n = 0; n < tree.num_nodes(); ++n) {
+      if (tree.cat_end.empty() || tree.cat_end[n] == tree.cat_begin[n]) continue;
+      const int64_t largest = tree.categories[tree.cat_end[n] - 1];
+      category_words += largest / 32 + 1;
+      if (category_words > limits.max_category_words) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": node ", n, ": categorical splits need more than ",
+                         limits.max_category_words * 4,
+                         " bytes of category sets (largest category here: ", largest, ")"));
+      }
+    }
   }
   return ens;
 }

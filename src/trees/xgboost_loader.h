@@ -13,6 +13,8 @@ namespace flywheel::trees {
 struct EnsembleLimits {
   int64_t max_features = int64_t{1} << 24;
   int64_t max_total_nodes = int64_t{1} << 28;
+  // Category sets are bitsets up to each split's largest category (as in XGBoost): 64 MiB.
+  int64_t max_category_words = int64_t{1} << 24;
 };
 
 absl::StatusOr<TreeEnsemble> BuildXgboostEnsemble(const Value& root,

@@ -139,6 +139,21 @@ TEST(XgboostLoaderTest, LimitsBoundMemory) {
   limits.max_features = 2;
   EXPECT_THAT(BuildXgboostEnsemble(doc->root(), limits).status().message(),
               HasSubstr("field 'num_feature': 3 is outside [0, 2]"));
+
+  // A category set is a bitset up to its largest category.
+  TestModel m;
+  TestTree t = Stump(0, 0.0f, 1.0f, 2.0f);
+  t.split_type = {1, 0, 0};
+  t.categories = {{0, {16000000}}};
+  m.trees = {t};
+  doc = ParseJsonDoc(testing::ToJson(m));
+  ASSERT_TRUE(doc.ok());
+  limits = {};
+  limits.max_category_words = 1000;
+  EXPECT_THAT(BuildXgboostEnsemble(doc->root(), limits).status().message(),
+              HasSubstr("tree 0: node 0: categorical splits need more than 4000 bytes of category "
+                        "sets (largest category here: 16000000)"));
+  EXPECT_TRUE(BuildXgboostEnsemble(doc->root()).ok());
 }
 
 }  // namespace
