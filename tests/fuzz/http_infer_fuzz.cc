@@ -20,8 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (split != 0xFFFFFFFFu) header = split % (body->size() + 1);
   flywheel::serving::InferRequest request;
   flywheel::api::http::InferEncodeOptions options;
-  absl::Status status = flywheel::api::http::DecodeInferRequest(
-      body->data(), body->size(), header, body, &request, &options);
+  absl::Status status = flywheel::api::http::DecodeInferRequest(body->data(), body->size(), header,
+                                                                body, &request, &options);
   if (!status.ok()) return 0;
   flywheel::serving::InferResponse response;
   bool binary = false;
