@@ -299,7 +299,7 @@ def broken_models(good_json, good_ubj, gblinear_json):
         ("huge_count.ubj", b"[$d#" + ubj_int(1 << 60) + b"\x00" * 16,
          "runs past the end of the file"),
         ("huge_string.ubj", b"{" + ubj_int(1 << 40) + b"abc", "runs past the end of the file"),
-        ("nul_byte.json", good_json + b"\x00{}", "unexpected NUL byte"),
+        ("nul_byte.json", good_json + b"\x00{}", "unexpected text after the end of the document"),
         ("wrong_type_left_children.json",
          mutate(lambda m: tree0(m).__setitem__("left_children", "1,2")),
          "tree 0: field 'left_children': expected an array of numbers, got string"),

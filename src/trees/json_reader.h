@@ -1,6 +1,6 @@
-// Reads a JSON model file (XGBoost's `save_model("m.json")`) into a ModelDoc with RapidJSON's
-// SAX reader: no recursion, nesting limited to kMaxDocDepth, NaN and Infinity accepted as XGBoost
-// writes them, arrays of numbers kept as text spans into the file.
+// Reads a JSON model file (XGBoost's `save_model("m.json")`) into a ModelDoc: strict RFC 8259
+// (plus NaN and Infinity, which XGBoost writes), bounds-checked, nesting limited to kMaxDocDepth,
+// UTF-8 validated, arrays of numbers kept as text spans into the file.
 #pragma once
 
 #include <string>

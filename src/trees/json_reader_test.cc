@@ -49,6 +49,15 @@ TEST(JsonReaderTest, FloatsParseExactlyFromText) {
   EXPECT_EQ(*a.NumberAt(4).ToInt64(), 16777217);
 }
 
+TEST(JsonReaderTest, UnescapesStrings) {
+  auto doc = ParseJsonDoc(std::string(R"(["a\"b\\c\/\n\t", "\u00e9\u20ac\ud83d\ude00", )") +
+                          "\"caf\xc3\xa9\"]");
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->root().items()[0].string_value(), "a\"b\\c/\n\t");
+  EXPECT_EQ(doc->root().items()[1].string_value(), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  EXPECT_EQ(doc->root().items()[2].string_value(), "caf\xc3\xa9");
+}
+
 TEST(JsonReaderTest, MixedArraysKeepEveryElement) {
   auto doc = ParseJsonDoc(R"([1, 2, "x", 3])");
   ASSERT_TRUE(doc.ok());
@@ -71,9 +80,20 @@ TEST(JsonReaderTest, NumberConversionsRefuseWhatDoesNotFit) {
 TEST(JsonReaderTest, ErrorsNameTheOffset) {
   EXPECT_THAT(ParseJsonDoc(R"({"a": [1, 2)").status().message(), HasSubstr("invalid JSON at byte"));
   EXPECT_THAT(ParseJsonDoc("{} x").status().message(), HasSubstr("invalid JSON at byte 3"));
+  EXPECT_THAT(ParseJsonDoc("{} x").status().message(),
+              HasSubstr("unexpected text after the end of the document"));
   EXPECT_THAT(ParseJsonDoc(std::string("{}\0{}", 5)).status().message(),
-              HasSubstr("unexpected NUL byte"));
-  EXPECT_THAT(ParseJsonDoc("\"\xff\"").status().message(), HasSubstr("invalid JSON"));
+              HasSubstr("invalid JSON at byte 2: unexpected text after the end"));
+  EXPECT_THAT(ParseJsonDoc("\"\xff\"").status().message(), HasSubstr("invalid UTF-8"));
+  EXPECT_THAT(ParseJsonDoc("[1,]").status().message(), HasSubstr("unexpected character ']'"));
+  EXPECT_THAT(ParseJsonDoc("[01]").status().message(), HasSubstr("expected ',' or ']'"));
+  EXPECT_THAT(ParseJsonDoc("[1.]").status().message(), HasSubstr("invalid JSON at byte"));
+  EXPECT_THAT(ParseJsonDoc("{\"a\" 1}").status().message(), HasSubstr("expected ':'"));
+  EXPECT_THAT(ParseJsonDoc("{1: 2}").status().message(), HasSubstr("expected a string key"));
+  EXPECT_THAT(ParseJsonDoc("\"\\ud800\"").status().message(), HasSubstr("unpaired surrogate"));
+  EXPECT_THAT(ParseJsonDoc("\"\\q\"").status().message(), HasSubstr("invalid escape"));
+  EXPECT_THAT(ParseJsonDoc("\"ab").status().message(), HasSubstr("ends inside a string"));
+  EXPECT_THAT(ParseJsonDoc("").status().message(), HasSubstr("ends where a value"));
 }
 
 TEST(JsonReaderTest, LimitsNesting) {
