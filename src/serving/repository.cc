@@ -243,13 +243,14 @@ absl::StatusOr<std::map<std::string, ModelLocation>> ScanRepositories(
   return found;
 }
 
-absl::StatusOr<inference::ModelConfig> ReadModelConfig(const ModelLocation& location) {
+absl::StatusOr<inference::ModelConfig> ReadModelConfig(const ModelLocation& location,
+                                                       std::vector<std::string>* warnings) {
   if (!location.error.empty()) return absl::FailedPreconditionError(location.error);
   FW_ASSIGN_OR_RETURN(const fs::path root, RepositoryRoot(location));
   const fs::path file = fs::path(location.path) / "config.pbtxt";
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(file, ec))) {
-    return PrepareModelConfig(location, inference::ModelConfig(), file.string());
+    return PrepareModelConfig(location, inference::ModelConfig(), file.string(), warnings);
   }
   FW_ASSIGN_OR_RETURN(const fs::path resolved, ResolveInside(root, file));
   if (!fs::is_regular_file(resolved, ec)) {
@@ -271,7 +272,7 @@ absl::StatusOr<inference::ModelConfig> ReadModelConfig(const ModelLocation& loca
   }
   FW_ASSIGN_OR_RETURN(inference::ModelConfig config,
                       ParseModelConfigText(text.str(), file.string()));
-  return PrepareModelConfig(location, std::move(config), file.string());
+  return PrepareModelConfig(location, std::move(config), file.string(), warnings);
 }
 
 absl::StatusOr<inference::ModelConfig> PrepareModelConfig(const ModelLocation& location,

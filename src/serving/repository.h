@@ -53,8 +53,9 @@ absl::StatusOr<std::map<std::string, ModelLocation>> ScanRepositories(
     const std::vector<std::string>& repos);
 
 // Reads <model>/config.pbtxt (a missing file gives an empty configuration) and prepares it with
-// PrepareModelConfig.
-absl::StatusOr<inference::ModelConfig> ReadModelConfig(const ModelLocation& location);
+// PrepareModelConfig; `warnings` (when not null) receives the validator's warnings.
+absl::StatusOr<inference::ModelConfig> ReadModelConfig(
+    const ModelLocation& location, std::vector<std::string>* warnings = nullptr);
 
 // Makes a configuration (from config.pbtxt, or the load API's JSON) ready to load: the name is
 // the folder's (a different name set in the configuration is an error), platform/backend are

@@ -211,6 +211,14 @@ TEST_F(RepositoryTest, ConfigErrorsNameTheFile) {
   EXPECT_THAT(config.status().message(),
               AllOf(HasSubstr("p/config.pbtxt:2:"), HasSubstr("max_batch")));
 
+  Write(repo_ / "w" / "config.pbtxt",
+        "platform: \"onnxruntime_onnx\" optimization { graph { level: 1 } }");
+  std::vector<std::string> warnings;
+  config = ReadModelConfig(Location("w"), &warnings);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], AllOf(HasSubstr("w/config.pbtxt"), HasSubstr("graph.level")));
+
   Write(repo_ / "big" / "config.pbtxt", std::string(kMaxConfigBytes + 1, ' '));
   config = ReadModelConfig(Location("big"));
   ASSERT_FALSE(config.ok());
