@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: flywheel's engine against ONNX Runtime on the example models (same inputs, same
-# run), output check against ORT, transformer memory; writes docs/benchmarks.md.
+# run), output check against ORT, transformer memory; writes docs/benchmarks.md; then the
+# inference server (bench/serving_bench.py).
 # Usage: scripts/bench.sh BUILD_DIR [extra options for bench/engine_vs_ort.py, e.g. --reps 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,12 @@ peers=$(bash ../shared/peers/setup.sh)
 export FLYWHEEL_PEERS_DIR=$peers
 echo "   $peers"
 
-exec /usr/bin/python3 bench/engine_vs_ort.py --flywheel "$build/flywheel" \
+/usr/bin/python3 bench/engine_vs_ort.py --flywheel "$build/flywheel" \
   --work "$build/bench-work" --out docs/benchmarks.md \
   --command "make bench  (scripts/bench.sh $build${*:+ $*})" "$@"
+
+# The inference server against nginx, the engine alone, and across protocols; it replaces only
+# its own section of docs/benchmarks.md (bench/serving_bench.py --help).
+echo "== inference server (bench/serving_bench.py)"
+/usr/bin/python3 bench/serving_bench.py "$build" --out docs/benchmarks.md \
+  --command "make bench  (scripts/bench.sh $build): bench/serving_bench.py $build"
