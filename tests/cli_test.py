@@ -195,6 +195,24 @@ def test_fixtures(tmp):
     check_fixture(tmp, "tests/fixtures/models/mlp_ranker", "batch4")
 
 
+def test_tree_models(tmp):
+    """XGBoost model files run through infer and bench like ONNX ones (tree engine)."""
+    fixture = "tests/fixtures/trees/binary"
+    for name in ("model.json", "model.ubj"):
+        out = os.path.join(tmp, "trees-" + name)
+        rc, so, se = run("infer", os.path.join(fixture, name), "--input",
+                         "input__0=" + os.path.join(fixture, "x.npy"), "--output-dir", out)
+        check(rc == 0 and "output__0: FP32 [" in so, f"infer {name} succeeds", se)
+        if rc == 0:
+            got = np.load(os.path.join(out, "output__0.npy")).reshape(-1)
+            want = np.load(os.path.join(fixture, "pred.npy")).reshape(-1)
+            check(np.allclose(got, want, rtol=1e-6, atol=1e-7), f"infer {name} equals XGBoost")
+    rc, so, se = run("bench", os.path.join(fixture, "model.ubj"), "--batch", "1,16", "--iters", "5",
+                     "--json")
+    doc = json.loads(so) if rc == 0 else None
+    check(doc is not None and len(doc.get("results", [])) == 2, "bench runs a tree model", so + se)
+
+
 def main():
     global FLYWHEEL
     if len(sys.argv) != 2:
@@ -208,6 +226,7 @@ def main():
         model = test_infer_tiny(tmp)
         test_bench(model)
         test_fixtures(tmp)
+        test_tree_models(tmp)
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed")
         sys.exit(1)

@@ -23,6 +23,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/load_bench.h"
+#include "cli/model_file.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "engine/session.h"
@@ -175,8 +176,8 @@ absl::StatusOr<std::vector<std::vector<Tensor>>> MakeInputs(
 
 // Times `iters` runs after `warmup` ones, reusing one outputs vector so that runs allocate
 // nothing once the first has sized it.
-absl::StatusOr<CellResult> TimeCell(const engine::Session& session,
-                                    const std::vector<Tensor>& inputs, const BenchOptions& opt) {
+absl::StatusOr<CellResult> TimeCell(const ModelFile& session, const std::vector<Tensor>& inputs,
+                                    const BenchOptions& opt) {
   std::vector<Tensor> outputs;
   for (int i = 0; i < std::max(opt.warmup, 1); ++i) {
     FW_RETURN_IF_ERROR(session.Run(inputs, &outputs));
@@ -260,8 +261,7 @@ absl::Status RunBench(const BenchOptions& opt) {
   if (opt.report_memory) {
     // Load once untimed and unmeasured, so that the measured sessions find the code they run
     // already paged in and the libraries' one-time state made: a session's own cost remains.
-    FW_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> warm,
-                        engine::Session::Load(opt.model, {}));
+    FW_ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> warm, ModelFile::Load(opt.model, 1));
   }
 
   std::vector<engine::TensorInfo> input_infos, output_infos;
@@ -281,10 +281,7 @@ absl::Status RunBench(const BenchOptions& opt) {
       mem.peak_reset = ResetPeakRss();
       mem.rss_before = ProcStatusBytes("VmRSS");
     }
-    engine::SessionOptions session_options;
-    session_options.intra_op_threads = threads;
-    FW_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> session,
-                        engine::Session::Load(opt.model, session_options));
+    FW_ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> session, ModelFile::Load(opt.model, threads));
     if (opt.report_memory) {
       mem.load_peak = ProcStatusBytes("VmHWM");
       mem.after_load = ProcStatusBytes("VmRSS");
@@ -397,7 +394,7 @@ Command AddBenchCommand(CLI::App& app) {
       "Server: flywheel bench --url http://HOST:8000 --model NAME --concurrency 1:64 runs a\n"
       "closed-loop load per concurrency level (--batch, --dim, --int-max, --warmup and --json\n"
       "apply; --warmup counts requests per connection). See docs/cli.md.");
-  sub->add_option("model", opt->model, "ONNX model file");
+  sub->add_option("model", opt->model, "model file: ONNX (.onnx) or XGBoost (.json, .ubj)");
   sub->add_option("-b,--batch", opt->batches, "batch sizes, e.g. 1,64")
       ->delimiter(',')
       ->capture_default_str();

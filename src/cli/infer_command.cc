@@ -1,5 +1,5 @@
-// `flywheel infer MODEL.onnx --input NAME=FILE.npy ...`: runs a model once on inputs read from
-// .npy files, prints every output and optionally writes them as .npy files.
+// `flywheel infer MODEL.onnx|MODEL.json|MODEL.ubj --input NAME=FILE.npy ...`: runs a model once on
+// inputs read from .npy files, prints every output and optionally writes them as .npy files.
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -10,9 +10,9 @@
 #include "absl/status/status.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/model_file.h"
 #include "core/npy.h"
 #include "core/status.h"
-#include "engine/session.h"
 
 namespace flywheel::cli {
 namespace {
@@ -29,10 +29,7 @@ struct InferOptions {
 constexpr int kPrintValues = 8;
 
 absl::Status RunInfer(const InferOptions& opt) {
-  engine::SessionOptions session_options;
-  session_options.intra_op_threads = opt.threads;
-  FW_ASSIGN_OR_RETURN(std::unique_ptr<engine::Session> session,
-                      engine::Session::Load(opt.model, session_options));
+  FW_ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> session, ModelFile::Load(opt.model, opt.threads));
   std::vector<std::string> specs = opt.inputs;
   if (!opt.input_dir.empty()) {
     std::error_code ec;
@@ -79,7 +76,8 @@ Command AddInferCommand(CLI::App& app) {
       "             --input-dir tests/fixtures/models/mlp_ranker/batch4\n"
       "Outputs are printed (dtype, shape, first values) and, with --output-dir, written as\n"
       "<dir>/<output name>.npy (characters outside [A-Za-z0-9._-] become '_').");
-  sub->add_option("model", opt->model, "ONNX model file")->required();
+  sub->add_option("model", opt->model, "model file: ONNX (.onnx) or XGBoost (.json, .ubj)")
+      ->required();
   sub->add_option("-i,--input", opt->inputs, "NAME=FILE.npy, once per model input")
       ->allow_extra_args(false);
   sub->add_option("-d,--input-dir", opt->input_dir,
