@@ -7,4 +7,9 @@ function(flywheel_target_warnings target)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-restrict)
   endif()
+  # RapidJSON 1.1's member iterators define == and != in a way C++20's reversed operators make
+  # ambiguous for clang; the comparison itself is well defined.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    target_compile_options(${target} PRIVATE -Wno-ambiguous-reversed-operator)
+  endif()
 endfunction()
