@@ -18,7 +18,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-numpy
   # end-to-end tests and load tests: Python gRPC client, real Prometheus, wrk and nginx peers
-  python3-grpcio python3-protobuf python3-requests prometheus wrk nginx-light curl
+  python3-grpcio python3-protobuf python3-requests python3-onnx prometheus wrk nginx-light curl
   # aarch64 cross compiler for scripts/check-arm-build.sh (compile-only ARM/NEON check)
   g++-aarch64-linux-gnu libc6-dev-arm64-cross
 )
