@@ -14,7 +14,7 @@ packages=(
   libdnnl-dev libhwy-dev libsleef-dev
   libcli11-dev libspdlog-dev libfmt-dev libzstd-dev
   # serving: HTTP (Beast), gRPC + protobuf codegen, JSON, tree engine peer
-  libboost-dev libgrpc++-dev protobuf-compiler-grpc rapidjson-dev libxgboost-dev
+  libboost-dev libgrpc++-dev protobuf-compiler-grpc rapidjson-dev zlib1g-dev libxgboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-numpy
   # end-to-end tests and load tests: Python gRPC client, real Prometheus, wrk and nginx peers
