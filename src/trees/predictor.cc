@@ -8,15 +8,16 @@
 #include <utility>
 #include <vector>
 
+#include "trees/perfect_walk.h"
+
 namespace flywheel::trees {
 namespace {
 
-// Walks in flight per step. Each lane's chain of dependent loads (node, then feature, then the
-// next node) is ~15 cycles long; 16 independent lanes keep the core busy meanwhile (measured:
-// 8 lanes are ~30% slower, 32 spill and are slower still). Walks of the breadth-first layout over
-// a group keep a group pointer per row set and walk 8 at a time; trees in flight for one row
-// walk 16 at a time.
-constexpr int kPerfectLanes = kGroupRows;
+// Walks in flight per step. Each walk's chain of dependent loads (node, then feature, then the
+// next node) is ~15 cycles long; independent walks keep the core busy meanwhile. Perfect trees
+// walk all kGroupRows (16) rows of a group at once (measured: 8 are ~30% slower, 32 spill
+// registers and are slower still); breadth-first walks over a group carry more state and walk
+// 8 at a time; trees in flight for one row walk 16 at a time.
 constexpr int kNodeLanes = 8;
 constexpr int kRowLanes = 16;
 static_assert(kGroupRows % kNodeLanes == 0);
@@ -82,15 +83,23 @@ inline int32_t StepNode(const CompiledForest& f, const Node& n, float x) {
 
 // ---- Rows in flight: the block's rows, in feature-major groups, walk one tree at a time. ----
 
-// A perfect tree for the kPerfectLanes rows of a group: `depth` steps of idx = 2 idx + 1 + right;
-// the last level holds the values.
+// Levels of a perfect tree walked in SIMD (perfect_walk.h) before the scalar walks take over.
+// Level k costs 2^k column compares per vector of rows against kGroupRows scalar steps; measured
+// (1000 trees, depth 6 and 8): 3 levels beat 0, 2, 4 and 5 (docs/trees.md).
+constexpr int kSimdLevels = 3;
+
+// The rest of a perfect tree for the kGroupRows rows of a group, from the nodes the SIMD levels
+// reached (pos, within level `top`): `depth - top` steps of idx = 2 idx + 1 + right; the last
+// level holds the values.
 template <bool kNaN>
-inline void WalkPerfect(const PerfectNode* nodes, const uint8_t* default_left, int depth,
-                        const float* group, float* leaf) {
+inline void FinishPerfect(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
+                          const int32_t* pos, const float* group, float* leaf) {
   // 64-bit indices and offsets fold into the loads' addressing modes.
-  uint64_t idx[kPerfectLanes] = {};
-  for (int d = 0; d < depth; ++d) {
-    ForLanes<kPerfectLanes>([&](auto j) {
+  uint64_t idx[kGroupRows];
+  const uint64_t first = (uint64_t{1} << top) - 1;
+  ForLanes<kGroupRows>([&](auto j) { idx[j] = first + static_cast<uint64_t>(pos[j]); });
+  for (int d = top; d < depth; ++d) {
+    ForLanes<kGroupRows>([&](auto j) {
       const PerfectNode n = nodes[idx[j]];
       const float x = group[uint64_t{n.offset} + j];
       int right = !(x < n.value);
@@ -98,7 +107,7 @@ inline void WalkPerfect(const PerfectNode* nodes, const uint8_t* default_left, i
       idx[j] = 2 * idx[j] + 1 + right;
     });
   }
-  ForLanes<kPerfectLanes>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+  ForLanes<kGroupRows>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
 }
 
 // Any tree in the breadth-first layout, for kNodeLanes rows of a group starting at `group`.
@@ -125,14 +134,20 @@ void SumTreesOverBlock(const CompiledForest& f, const float* xt, int64_t group_s
   const PerfectNode* perfect = f.perfect_nodes().data();
   const uint8_t* perfect_dl = f.perfect_default_left().data();
   const int64_t n_groups = (n + kGroupRows - 1) / kGroupRows;
+  int32_t pos[kMaxBlockRows];
   for (const CompiledTree& t : f.trees()) {
-    for (int64_t g = 0; g < n_groups; ++g) {
+    if (t.perfect >= 0) {
+      const int top = std::min<int>(t.depth, kSimdLevels);
+      WalkTopLevels(perfect + t.perfect, perfect_dl + t.perfect, top, xt, group_stride, n_groups,
+                    kNaN, pos);
+      for (int64_t g = 0; g < n_groups; ++g) {
+        FinishPerfect<kNaN>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth,
+                            pos + g * kGroupRows, xt + g * group_stride, leaf + g * kGroupRows);
+      }
+    }
+    for (int64_t g = 0; g < n_groups && t.perfect < 0; ++g) {
       const float* group = xt + g * group_stride;
       float* out = leaf + g * kGroupRows;
-      if (t.perfect >= 0) {
-        WalkPerfect<kNaN>(perfect + t.perfect, perfect_dl + t.perfect, t.depth, group, out);
-        continue;
-      }
       for (int j = 0; j < kGroupRows; j += kNodeLanes) {
         if (t.has_categorical) {
           WalkNodes<kNaN, true>(f, t.root, t.depth, group + j, out + j);
@@ -142,8 +157,12 @@ void SumTreesOverBlock(const CompiledForest& f, const float* xt, int64_t group_s
       }
     }
     // Added tree by tree, so each output's sum is XGBoost's, in XGBoost's order.
-    float* a = acc + t.group;
-    for (int64_t r = 0; r < n; ++r) a[r * groups] += leaf[r];
+    if (groups == 1) {
+      for (int64_t r = 0; r < n; ++r) acc[r] += leaf[r];  // contiguous: vectorised
+    } else {
+      float* a = acc + t.group;
+      for (int64_t r = 0; r < n; ++r) a[r * groups] += leaf[r];
+    }
   }
 }
 
