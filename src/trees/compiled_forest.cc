@@ -41,9 +41,10 @@ void PlacePerfect(const RawTree& tree, int n, int level, int depth, int64_t pos,
     return;
   }
   if (tree.is_leaf(n)) {
-    // Always right: the padding column is NaN, and NaN goes right by default. The left subtree
-    // is never entered; it keeps the padding nodes it was initialised with.
+    // Both subtrees end at this leaf's value, so the step's direction does not matter (the
+    // walks need not special-case these nodes, nor NaN in the padding column they read).
     out.nodes[pos] = {out.pad_offset, 0.0f};
+    PlacePerfect(tree, n, level + 1, depth, 2 * pos + 1, out);
     PlacePerfect(tree, n, level + 1, depth, 2 * pos + 2, out);
     return;
   }

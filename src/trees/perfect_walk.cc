@@ -35,10 +35,10 @@ HWY_INLINE void WalkGroup(const PerfectNode* nodes, const uint8_t* default_left,
       const bool dl = kNaN && default_left[first + m];
       for (size_t v = 0; v < kVecs; ++v) {
         const auto x = hn::LoadU(df, group + n.offset + v * N);
-        // Right unless x < threshold; NaN compares false, so it goes right unless the default
-        // is left.
-        auto go = hn::Not(hn::Lt(x, threshold));
-        if (dl) go = hn::And(go, hn::Not(hn::IsNaN(x)));
+        // Right when x >= threshold. A missing value (NaN) compares false: it goes left where
+        // that is the default, else right. Without missing values, only nodes that lead to the
+        // same leaf either way read NaN (the padding column).
+        const auto go = (kNaN && !dl) ? hn::Not(hn::Lt(x, threshold)) : hn::Ge(x, threshold);
         right[v] = hn::Or(right[v], hn::And(hn::Eq(pos[v], here), hn::RebindMask(di, go)));
       }
     }

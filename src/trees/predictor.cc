@@ -102,9 +102,15 @@ inline void FinishPerfect(const PerfectNode* nodes, const uint8_t* default_left,
     ForLanes<kGroupRows>([&](auto j) {
       const PerfectNode n = nodes[idx[j]];
       const float x = group[uint64_t{n.offset} + j];
-      int right = !(x < n.value);
-      if (kNaN) right ^= static_cast<int>(x != x) & default_left[idx[j]];
-      idx[j] = 2 * idx[j] + 1 + right;
+      if (kNaN) {
+        // Missing values go right (NaN compares false) unless the default is left.
+        const int right = !(x < n.value) ^ (static_cast<int>(x != x) & default_left[idx[j]]);
+        idx[j] = 2 * idx[j] + 1 + right;
+      } else {
+        // No NaN here but the padding column, whose nodes lead to the same leaf either way:
+        // x >= threshold is one flag of the compare, which the compiler adds with carry.
+        idx[j] = 2 * idx[j] + 1 + (x >= n.value);
+      }
     });
   }
   ForLanes<kGroupRows>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
