@@ -184,8 +184,11 @@ void InferenceHandler::Handle(Request request, Respond respond) {
   if (*coding != ContentCoding::kIdentity && !Body(request).empty()) {
     // Inference-Header-Content-Length counts the decompressed body: align by it as the
     // transport does for plain bodies.
+    // A missing or malformed header only loses the alignment; the decoder reports it.
     size_t aligned_at = 0;
-    absl::SimpleAtoi(HeaderValue(request, kInferHeaderLengthHeader), &aligned_at);
+    if (!absl::SimpleAtoi(HeaderValue(request, kInferHeaderLengthHeader), &aligned_at)) {
+      aligned_at = 0;
+    }
     auto inflated = Inflate(Body(request), *coding, max_request_bytes_, aligned_at);
     if (!inflated.ok()) {
       return respond(absl::IsResourceExhausted(inflated.status())
