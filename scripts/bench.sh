@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: flywheel's engine against ONNX Runtime on the example models (same inputs, same
-# run), output check against ORT, transformer memory; writes docs/benchmarks.md; then the
-# inference server (bench/serving_bench.py).
+# run), output check against ORT, transformer memory; then tree models against XGBoost's own
+# predictor (bench/trees_vs_xgboost); writes docs/benchmarks.md; then the inference server
+# (bench/serving_bench.py).
 # Usage: scripts/bench.sh BUILD_DIR [extra options for bench/engine_vs_ort.py, e.g. --reps 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,16 @@ echo "   $peers"
 /usr/bin/python3 bench/engine_vs_ort.py --flywheel "$build/flywheel" \
   --work "$build/bench-work" --out docs/benchmarks.md \
   --command "make bench  (scripts/bench.sh $build${*:+ $*})" "$@"
+
+# Tree models against XGBoost's own predictor; writes its section of docs/benchmarks.md (after
+# the engine comparison, which rewrites the file).
+if [[ -x $build/bench/trees_vs_xgboost ]]; then
+  echo "== trees: flywheel vs XGBoost (bench/trees_vs_xgboost)"
+  "$build/bench/trees_vs_xgboost" --model-dir "$build/bench-work/trees" \
+    --update-doc docs/benchmarks.md --command "make bench  (scripts/bench.sh $build)"
+else
+  echo "bench.sh: $build/bench/trees_vs_xgboost not built (needs libxgboost-dev); skipped" >&2
+fi
 
 # The inference server against nginx, the engine alone, and across protocols; it replaces only
 # its own section of docs/benchmarks.md (bench/serving_bench.py --help).

@@ -6,8 +6,9 @@
 //
 // Shallow numeric trees also get a "perfect" copy: padded to a complete binary tree of their
 // depth, stored level by level, so the children of node i are 2i+1 and 2i+2 and a node needs no
-// child index (8 bytes). A leaf above the last level becomes a chain of nodes that always step
-// right (they read the NaN padding column) down to the last level, where the values sit.
+// child index (8 bytes). A leaf above the last level becomes nodes whose two subtrees both end
+// at its value on the last level, where the values sit: whichever way a walk steps there, the
+// result is right.
 #pragma once
 
 #include <cstdint>
