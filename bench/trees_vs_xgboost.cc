@@ -240,6 +240,13 @@ struct Cell {
   double xgb_cpu, ours_cpu;  // median calling-thread CPU seconds per call
 };
 
+// The speedup a goal is judged on: the smaller of the wall-clock and CPU-time ratios (one
+// thread), so that noise from the shared machine cannot flatter us.
+double Speedup(const Cell& c) {
+  const double wall = c.xgb / c.ours;
+  return c.threads == 1 ? std::min(wall, c.xgb_cpu / c.ours_cpu) : wall;
+}
+
 std::string Shell(const char* cmd) {
   std::string out;
   if (FILE* p = popen(cmd, "r")) {
@@ -371,11 +378,11 @@ int main(int argc, char** argv) {
     if (c.threads != 1) continue;
     const double goal = c.batch >= 100 ? 5.0 : 3.0;
     ++goals;
-    if (c.xgb / c.ours >= goal) {
+    if (Speedup(c) >= goal) {
       ++met;
     } else {
       missed.push_back(absl::StrFormat("%d trees depth %d batch %d (x%.1f)", c.trees, c.depth,
-                                       c.batch, c.xgb / c.ours));
+                                       c.batch, Speedup(c)));
     }
   }
   int xgb_major, xgb_minor, xgb_patch;
@@ -390,7 +397,7 @@ int main(int argc, char** argv) {
       xgb_major, xgb_minor, xgb_patch));
   L.push_back("");
   L.push_back(absl::StrCat(
-      "- Machine: ", Shell("lscpu | grep 'Model name' | sed 's/  */ /g'"), ", ", Shell("nproc"),
+      "- Machine: ", Shell("lscpu | sed -n 's/^Model name: *//p'"), ", ", Shell("nproc"),
       " CPUs; load average (1 min) at start / end: ", load_start, " / ", LoadAverage(),
       " (the machine is shared: other work makes figures noisier)"));
   L.push_back(absl::StrCat("- Date: ", Shell("date -u '+%Y-%m-%d %H:%M UTC'")));
@@ -410,7 +417,14 @@ int main(int argc, char** argv) {
       "(transformed output). XGBoost threads: `nthread`; ours: a `ThreadPool` of that size "
       "(batches too small to be worth waking a thread for run on the calling thread).",
       a.reps, a.min_time));
-  L.push_back("- Goal (issue 4): speedup >= 5x at batch >= 100 on one thread, >= 3x at batch 1.");
+  L.push_back(
+      "- Goal (issue 4): speedup >= 5x at batch >= 100 on one thread, >= 3x at batch 1; judged on "
+      "the smaller of the two speedups.");
+  L.push_back(
+      "- Two threads: on a 2-CPU machine shared with other jobs, XGBoost's OpenMP threads often "
+      "wait at barriers for a peer that lost its CPU, which inflates its two-thread times "
+      "(milliseconds at batch 1); those cells say more about the machine than about either "
+      "predictor.");
   L.push_back("");
   L.push_back(absl::StrFormat(
       "Goals met in %d of %d one-thread cells%s.", met, goals,
@@ -424,8 +438,8 @@ int main(int argc, char** argv) {
     std::string goal = "-";
     if (c.threads == 1) {
       const double g = c.batch >= 100 ? 5.0 : 3.0;
-      goal = c.xgb / c.ours >= g ? absl::StrFormat("met (>= %gx)", g)
-                                 : absl::StrFormat("**missed** (>= %gx)", g);
+      goal = Speedup(c) >= g ? absl::StrFormat("met (>= %gx)", g)
+                             : absl::StrFormat("**missed** (>= %gx)", g);
     }
     const std::string cpu =
         c.threads == 1 ? absl::StrFormat("%.1fx", c.xgb_cpu / c.ours_cpu) : std::string("-");

@@ -91,7 +91,7 @@ constexpr int kSimdLevels = 3;
 // The rest of a perfect tree for the kGroupRows rows of a group, from the nodes the SIMD levels
 // reached (pos, within level `top`): `depth - top` steps of idx = 2 idx + 1 + right; the last
 // level holds the values.
-template <bool kNaN>
+template <bool kNaN, bool kAdd>
 inline void FinishPerfect(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
                           const int32_t* pos, const float* group, float* leaf) {
   // 64-bit indices and offsets fold into the loads' addressing modes.
@@ -113,7 +113,11 @@ inline void FinishPerfect(const PerfectNode* nodes, const uint8_t* default_left,
       }
     });
   }
-  ForLanes<kGroupRows>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+  if (kAdd) {
+    ForLanes<kGroupRows>([&](auto j) { leaf[j] += nodes[idx[j]].value; });
+  } else {
+    ForLanes<kGroupRows>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+  }
 }
 
 // Any tree in the breadth-first layout, for kNodeLanes rows of a group starting at `group`.
@@ -146,9 +150,19 @@ void SumTreesOverBlock(const CompiledForest& f, const float* xt, int64_t group_s
       const int top = std::min<int>(t.depth, kSimdLevels);
       WalkTopLevels(perfect + t.perfect, perfect_dl + t.perfect, top, xt, group_stride, n_groups,
                     kNaN, pos);
+      if (groups == 1) {
+        // One output column: add straight into the margins (rows past n are scratch).
+        for (int64_t g = 0; g < n_groups; ++g) {
+          FinishPerfect<kNaN, true>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth,
+                                    pos + g * kGroupRows, xt + g * group_stride,
+                                    acc + g * kGroupRows);
+        }
+        continue;
+      }
       for (int64_t g = 0; g < n_groups; ++g) {
-        FinishPerfect<kNaN>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth,
-                            pos + g * kGroupRows, xt + g * group_stride, leaf + g * kGroupRows);
+        FinishPerfect<kNaN, false>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth,
+                                   pos + g * kGroupRows, xt + g * group_stride,
+                                   leaf + g * kGroupRows);
       }
     }
     for (int64_t g = 0; g < n_groups && t.perfect < 0; ++g) {
