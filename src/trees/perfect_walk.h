@@ -1,8 +1,9 @@
 // The top levels of a perfect tree (compiled_forest.h) walked in SIMD over feature-major groups
 // of kGroupRows rows (Highway: AVX-512, AVX2, a 128-bit fallback, NEON; chosen at run time).
 // Near the root a level has few nodes, so each node is compared against the whole feature
-// column of the group (contiguous loads, no gathers) and each row keeps the outcome of the node
-// it is at. Deeper, where rows spread over many nodes, the predictor continues with scalar walks.
+// column of the group (contiguous loads, no gathers), and each row's direction at a level is
+// picked from its level's outcomes by blends on the directions it took above. Deeper, where rows
+// spread over many nodes, the predictor continues with scalar walks.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,8 @@
 
 namespace flywheel::trees {
 
-// Walks the first `levels` levels (at most the tree's depth) of the perfect tree at `nodes`
+// Walks the first `levels` levels (at most the tree's depth, and at most 5) of the perfect tree at
+// `nodes`
 // (`default_left` beside it) for the `n_groups` groups at xt, xt + group_stride, ...;
 // pos[g * kGroupRows + r] receives the node row r of group g reached, counted within level
 // `levels` (its perfect index is 2^levels - 1 + pos). `with_nan`: the rows may hold NaN.

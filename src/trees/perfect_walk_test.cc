@@ -36,7 +36,7 @@ TEST(PerfectWalkTest, EveryCompiledTargetMatchesTheScalarWalk) {
   std::mt19937 rng(7);
   testing::TestModel m;
   m.num_feature = 9;
-  for (int t = 0; t < 40; ++t) m.trees.push_back(RandomFullTree(1 + t % 7, m.num_feature, rng));
+  for (int t = 0; t < 45; ++t) m.trees.push_back(RandomFullTree(1 + t % 9, m.num_feature, rng));
   auto forest = Forest::LoadFromMemory(testing::ToJson(m));
   ASSERT_TRUE(forest.ok()) << forest.status();
   const Forest& f = **forest;

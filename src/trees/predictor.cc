@@ -84,21 +84,28 @@ inline int32_t StepNode(const CompiledForest& f, const Node& n, float x) {
 // ---- Rows in flight: the block's rows, in feature-major groups, walk one tree at a time. ----
 
 // Levels of a perfect tree walked in SIMD (perfect_walk.h) before the scalar walks take over.
-// Level k costs 2^k column compares per vector of rows against kGroupRows scalar steps; measured
-// (1000 trees, depth 6 and 8): 3 levels beat 0, 2, 4 and 5 (docs/trees.md).
-constexpr int kSimdLevels = 3;
+// Level k costs 2^k column compares and 2^k - 1 blends per vector of rows against kGroupRows
+// scalar steps; measured (1000 trees, depth 6 and 8): 4 levels beat 3 and 5 (docs/trees.md).
+// WalkTopLevels takes at most 5.
+constexpr int kSimdLevels = 4;
 
 // The rest of a perfect tree for the kGroupRows rows of a group, from the nodes the SIMD levels
 // reached (pos, within level `top`): `depth - top` steps of idx = 2 idx + 1 + right; the last
 // level holds the values.
-template <bool kNaN, bool kAdd>
-inline void FinishPerfect(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
-                          const int32_t* pos, const float* group, float* leaf) {
+// kSteps > 0 fixes the number of steps at compile time (depth - top), so the loop unrolls and
+// its counter does not take one of the registers the 16 walks need; 0 reads it at run time.
+template <bool kNaN, bool kAdd, int kSteps>
+inline __attribute__((always_inline)) void FinishPerfect(const PerfectNode* nodes,
+                                                         const uint8_t* default_left, int top,
+                                                         int depth, const int32_t* pos,
+                                                         const float* group, float* leaf) {
   // 64-bit indices and offsets fold into the loads' addressing modes.
   uint64_t idx[kGroupRows];
   const uint64_t first = (uint64_t{1} << top) - 1;
   ForLanes<kGroupRows>([&](auto j) { idx[j] = first + static_cast<uint64_t>(pos[j]); });
-  for (int d = top; d < depth; ++d) {
+  const int steps = kSteps > 0 ? kSteps : depth - top;
+#pragma GCC unroll 8
+  for (int d = 0; d < steps; ++d) {
     ForLanes<kGroupRows>([&](auto j) {
       const PerfectNode n = nodes[idx[j]];
       const float x = group[uint64_t{n.offset} + j];
@@ -117,6 +124,35 @@ inline void FinishPerfect(const PerfectNode* nodes, const uint8_t* default_left,
     ForLanes<kGroupRows>([&](auto j) { leaf[j] += nodes[idx[j]].value; });
   } else {
     ForLanes<kGroupRows>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+  }
+}
+
+// FinishPerfect over the block's groups, with the step count fixed at compile time for the
+// common depths (6 and 8, after the 4 SIMD levels).
+template <bool kNaN, bool kAdd, int kSteps>
+void FinishGroupsOf(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
+                    const int32_t* pos, const float* xt, int64_t group_stride, int64_t n_groups,
+                    float* out) {
+  for (int64_t g = 0; g < n_groups; ++g) {
+    FinishPerfect<kNaN, kAdd, kSteps>(nodes, default_left, top, depth, pos + g * kGroupRows,
+                                      xt + g * group_stride, out + g * kGroupRows);
+  }
+}
+
+template <bool kNaN, bool kAdd>
+inline void FinishGroups(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
+                         const int32_t* pos, const float* xt, int64_t group_stride,
+                         int64_t n_groups, float* out) {
+  switch (depth - top) {
+    case 2:
+      return FinishGroupsOf<kNaN, kAdd, 2>(nodes, default_left, top, depth, pos, xt, group_stride,
+                                           n_groups, out);
+    case 4:
+      return FinishGroupsOf<kNaN, kAdd, 4>(nodes, default_left, top, depth, pos, xt, group_stride,
+                                           n_groups, out);
+    default:
+      return FinishGroupsOf<kNaN, kAdd, 0>(nodes, default_left, top, depth, pos, xt, group_stride,
+                                           n_groups, out);
   }
 }
 
@@ -152,18 +188,12 @@ void SumTreesOverBlock(const CompiledForest& f, const float* xt, int64_t group_s
                     kNaN, pos);
       if (groups == 1) {
         // One output column: add straight into the margins (rows past n are scratch).
-        for (int64_t g = 0; g < n_groups; ++g) {
-          FinishPerfect<kNaN, true>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth,
-                                    pos + g * kGroupRows, xt + g * group_stride,
-                                    acc + g * kGroupRows);
-        }
+        FinishGroups<kNaN, true>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth, pos, xt,
+                                 group_stride, n_groups, acc);
         continue;
       }
-      for (int64_t g = 0; g < n_groups; ++g) {
-        FinishPerfect<kNaN, false>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth,
-                                   pos + g * kGroupRows, xt + g * group_stride,
-                                   leaf + g * kGroupRows);
-      }
+      FinishGroups<kNaN, false>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth, pos, xt,
+                                group_stride, n_groups, leaf);
     }
     for (int64_t g = 0; g < n_groups && t.perfect < 0; ++g) {
       const float* group = xt + g * group_stride;
