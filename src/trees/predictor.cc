@@ -94,19 +94,20 @@ constexpr int kSimdLevels = 4;
 // level holds the values.
 // kSteps > 0 fixes the number of steps at compile time (depth - top), so the loop unrolls and
 // its counter does not take one of the registers the 16 walks need; 0 reads it at run time.
-template <bool kNaN, bool kAdd, int kSteps>
+// kLanes < kGroupRows walks only the group's first rows (a block's last, partial group).
+template <bool kNaN, bool kAdd, int kSteps, int kLanes = kGroupRows>
 inline __attribute__((always_inline)) void FinishPerfect(const PerfectNode* nodes,
                                                          const uint8_t* default_left, int top,
                                                          int depth, const int32_t* pos,
                                                          const float* group, float* leaf) {
   // 64-bit indices and offsets fold into the loads' addressing modes.
-  uint64_t idx[kGroupRows];
+  uint64_t idx[kLanes];
   const uint64_t first = (uint64_t{1} << top) - 1;
-  ForLanes<kGroupRows>([&](auto j) { idx[j] = first + static_cast<uint64_t>(pos[j]); });
+  ForLanes<kLanes>([&](auto j) { idx[j] = first + static_cast<uint64_t>(pos[j]); });
   const int steps = kSteps > 0 ? kSteps : depth - top;
 #pragma GCC unroll 8
   for (int d = 0; d < steps; ++d) {
-    ForLanes<kGroupRows>([&](auto j) {
+    ForLanes<kLanes>([&](auto j) {
       const PerfectNode n = nodes[idx[j]];
       const float x = group[uint64_t{n.offset} + j];
       if (kNaN) {
@@ -121,38 +122,50 @@ inline __attribute__((always_inline)) void FinishPerfect(const PerfectNode* node
     });
   }
   if (kAdd) {
-    ForLanes<kGroupRows>([&](auto j) { leaf[j] += nodes[idx[j]].value; });
+    ForLanes<kLanes>([&](auto j) { leaf[j] += nodes[idx[j]].value; });
   } else {
-    ForLanes<kGroupRows>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
+    ForLanes<kLanes>([&](auto j) { leaf[j] = nodes[idx[j]].value; });
   }
 }
 
-// FinishPerfect over the block's groups, with the step count fixed at compile time for the
-// common depths (6 and 8, after the 4 SIMD levels).
+// FinishPerfect over the block's n rows, with the step count fixed at compile time for the
+// common depths (6 and 8, after the 4 SIMD levels). A last group of at most 8 rows walks only
+// those (a batch of 100 is 6 groups and 4 rows).
 template <bool kNaN, bool kAdd, int kSteps>
 void FinishGroupsOf(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
-                    const int32_t* pos, const float* xt, int64_t group_stride, int64_t n_groups,
+                    const int32_t* pos, const float* xt, int64_t group_stride, int64_t n,
                     float* out) {
-  for (int64_t g = 0; g < n_groups; ++g) {
+  const int64_t full = n / kGroupRows;
+  for (int64_t g = 0; g < full; ++g) {
     FinishPerfect<kNaN, kAdd, kSteps>(nodes, default_left, top, depth, pos + g * kGroupRows,
                                       xt + g * group_stride, out + g * kGroupRows);
+  }
+  const int64_t rest = n - full * kGroupRows;
+  if (rest == 0) return;
+  const int64_t o = full * kGroupRows;
+  if (rest <= kGroupRows / 2) {
+    FinishPerfect<kNaN, kAdd, kSteps, kGroupRows / 2>(nodes, default_left, top, depth, pos + o,
+                                                      xt + full * group_stride, out + o);
+  } else {
+    FinishPerfect<kNaN, kAdd, kSteps>(nodes, default_left, top, depth, pos + o,
+                                      xt + full * group_stride, out + o);
   }
 }
 
 template <bool kNaN, bool kAdd>
 inline void FinishGroups(const PerfectNode* nodes, const uint8_t* default_left, int top, int depth,
-                         const int32_t* pos, const float* xt, int64_t group_stride,
-                         int64_t n_groups, float* out) {
+                         const int32_t* pos, const float* xt, int64_t group_stride, int64_t n,
+                         float* out) {
   switch (depth - top) {
     case 2:
       return FinishGroupsOf<kNaN, kAdd, 2>(nodes, default_left, top, depth, pos, xt, group_stride,
-                                           n_groups, out);
+                                           n, out);
     case 4:
       return FinishGroupsOf<kNaN, kAdd, 4>(nodes, default_left, top, depth, pos, xt, group_stride,
-                                           n_groups, out);
+                                           n, out);
     default:
       return FinishGroupsOf<kNaN, kAdd, 0>(nodes, default_left, top, depth, pos, xt, group_stride,
-                                           n_groups, out);
+                                           n, out);
   }
 }
 
@@ -189,11 +202,11 @@ void SumTreesOverBlock(const CompiledForest& f, const float* xt, int64_t group_s
       if (groups == 1) {
         // One output column: add straight into the margins (rows past n are scratch).
         FinishGroups<kNaN, true>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth, pos, xt,
-                                 group_stride, n_groups, acc);
+                                 group_stride, n, acc);
         continue;
       }
       FinishGroups<kNaN, false>(perfect + t.perfect, perfect_dl + t.perfect, top, t.depth, pos, xt,
-                                group_stride, n_groups, leaf);
+                                group_stride, n, leaf);
     }
     for (int64_t g = 0; g < n_groups && t.perfect < 0; ++g) {
       const float* group = xt + g * group_stride;
