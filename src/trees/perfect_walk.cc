@@ -52,14 +52,23 @@ HWY_INLINE void WalkGroups(const PerfectNode* nodes, const uint8_t* default_left
   using VI = hn::Vec<decltype(di)>;
   using MI = hn::Mask<decltype(di)>;
 
+  // The nodes, read once for all groups: the stores of positions below may alias them, so
+  // the compiler would otherwise read them again for every group.
+  const float* columns[kNodes];
+  float thresholds[kNodes];
+#pragma GCC unroll 64
+  for (int m = 0; m < kNodes; ++m) {
+    columns[m] = xt + nodes[m].offset;
+    thresholds[m] = nodes[m].value;
+  }
   for (int64_t g = 0; g < n_groups; ++g) {
-    const float* group = xt + g * group_stride;
+    const int64_t at = g * group_stride;
     for (size_t v = 0; v < kVecs; ++v) {
       VI go[kNodes];
 #pragma GCC unroll 64
       for (int m = 0; m < kNodes; ++m) {
-        const auto x = hn::LoadU(df, group + nodes[m].offset + v * N);
-        const auto threshold = hn::Set(df, nodes[m].value);
+        const auto x = hn::LoadU(df, columns[m] + at + v * N);
+        const auto threshold = hn::Set(df, thresholds[m]);
         // Right when x >= threshold. A missing value (NaN) compares false: it goes left where
         // that is the default, else right. Without missing values, only nodes that lead to the
         // same leaf either way read NaN (the padding column).
