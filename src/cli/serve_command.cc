@@ -117,6 +117,8 @@ int RunServe(const ServeOptions& opt) {
                sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.exit_timeout_secs);
   (*http)->StopAccepting();
   const bool drained = (*server)->Drain(int64_t{opt.exit_timeout_secs} * 1000);
+  // The answers are computed; let the connections write them before the I/O threads stop.
+  (*http)->FinishReplies(2000);
   (*grpc)->Shutdown(1000);
   (*http)->Shutdown();
   (*metrics)->Shutdown();

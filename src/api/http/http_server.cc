@@ -1,5 +1,8 @@
 #include "api/http/http_server.h"
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -69,6 +72,10 @@ struct HttpServer::Impl {
   std::shared_ptr<http::Transport> transport;
   std::vector<std::thread> threads;
   bool shut_down = false;
+  // I/O threads still inside io.run(); FinishReplies waits for it to reach zero.
+  std::mutex running_mu;
+  std::condition_variable running_cv;
+  int running = 0;
 
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const HttpOptions& options, std::function<std::shared_ptr<http::Handler>(Impl&)> make) {
@@ -85,8 +92,13 @@ struct HttpServer::Impl {
       return port.status();
     }
     impl->transport->StartAccepting();
+    impl->running = options.io_threads;
     for (int i = 0; i < options.io_threads; ++i) {
-      impl->threads.emplace_back([io = &impl->io] { io->run(); });
+      impl->threads.emplace_back([self = impl.get()] {
+        self->io.run();
+        std::lock_guard<std::mutex> lock(self->running_mu);
+        if (--self->running == 0) self->running_cv.notify_all();
+      });
     }
     return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl), *port));
   }
@@ -112,6 +124,17 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartMetrics(const HttpO
 
 void HttpServer::StopAccepting() {
   if (!impl_->shut_down) impl_->transport->StopAccepting();
+}
+
+bool HttpServer::FinishReplies(int64_t timeout_ms) {
+  if (impl_->shut_down) return true;
+  impl_->transport->StopAccepting();
+  // Without the work guard, run() returns once the last connection has written its reply and
+  // closed; what is still pending after the timeout is dropped by Shutdown.
+  impl_->work.reset();
+  std::unique_lock<std::mutex> lock(impl_->running_mu);
+  return impl_->running_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                    [this] { return impl_->running == 0; });
 }
 
 void HttpServer::Shutdown() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -57,6 +58,10 @@ class HttpServer {
   // SIGTERM: close the listener. Idle keep-alive connections close now; busy ones after their
   // current response, which carries Connection: close.
   void StopAccepting();
+  // After StopAccepting and once the server has answered everything in flight: lets the open
+  // connections write their last replies and close, waiting up to `timeout_ms`. Returns true
+  // when every connection finished.
+  bool FinishReplies(int64_t timeout_ms);
   // Stops the I/O threads and closes every connection; replies still pending are dropped.
   // Waits for repository loads and unloads in progress. Idempotent; the destructor calls it.
   void Shutdown();
