@@ -414,9 +414,37 @@ def wait_for_quiet(max_load, max_wait):
         time.sleep(15)
 
 
+RUN_SETTINGS = ("reps", "duration", "wrk_threads", "wrk_connections", "http_threads")
+
+
+def int_keys(x):
+    """JSON turned the integer keys (concurrency, rows) into strings: back to int."""
+    if isinstance(x, dict):
+        return {(int(k) if isinstance(k, str) and k.isdigit() else k): int_keys(v)
+                for k, v in x.items()}
+    if isinstance(x, list):
+        return [int_keys(v) for v in x]
+    return x
+
+
+def render(a):
+    with open(a.render) as f:
+        doc = int_keys(json.load(f))
+    for k, v in doc["settings"].items():
+        setattr(a, k, v)
+    started = datetime.datetime.fromisoformat(doc["started"])
+    text = serving_report.section(a, doc["command"], started, doc["loads"], doc["problems"],
+                                  doc["results"])
+    print(text)
+    if a.out:
+        serving_report.replace_section(a.out, text)
+        log(f"wrote the '{serving_report.SECTION[3:]}' section of {a.out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("build", help="build folder holding the flywheel binary")
+    ap.add_argument("build", nargs="?", default="build",
+                    help="build folder holding the flywheel binary")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5, help="seconds per measurement")
     ap.add_argument("--parts", default="a,b,c", help="which benchmarks (a, b, c)")
@@ -432,7 +460,13 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"),
                     help="markdown file whose 'Inference server' section is replaced ('' for none)")
     ap.add_argument("--command", default=None, help="command line to record in the report")
+    ap.add_argument("--render", metavar="RESULTS_JSON", default=None,
+                    help="measure nothing: rewrite the section from a results.json of an "
+                    "earlier run")
     a = ap.parse_args()
+    if a.render:
+        render(a)
+        return
     parts = set(a.parts.split(","))
 
     flywheel = os.path.join(a.build, "flywheel")
@@ -469,11 +503,13 @@ def main():
         log(f"   p50 HTTP {r['http']['p50_us']:.1f} us, gRPC {r['grpc']['p50_us']:.1f} us")
     bench.note_load()
 
-    with open(os.path.join(bench.work, "results.json"), "w") as f:
-        json.dump({"results": results, "loads": bench.loads, "problems": bench.problems}, f,
-                  indent=1)
     command = a.command or "/usr/bin/python3 bench/serving_bench.py " + " ".join(
         shlex.quote(x) for x in sys.argv[1:])
+    settings = {k: getattr(a, k) for k in RUN_SETTINGS}
+    with open(os.path.join(bench.work, "results.json"), "w") as f:
+        json.dump({"command": command, "started": started.isoformat(), "settings": settings,
+                   "results": results, "loads": bench.loads, "problems": bench.problems}, f,
+                  indent=1)
     text = serving_report.section(a, command, started, bench.loads, bench.problems, results)
     print(text)
     if a.out:

@@ -108,8 +108,9 @@ def part_b(a, r, nginx_rps):
                  f"{fmt(o['avg_batch'], 1)} | {us(o['cpu_us_per_request'], 1)} |")
     cells = ", ".join(f"batch {b}: {fmt(v)}/s" for b, v in sorted(r["engine_cells"].items()))
     L += ["", "Engine alone: `flywheel bench examples/models/mlp_ranker/1/model.onnx --batch "
-          f"1,8,64 --threads 1 --json` gives {cells}; best **{fmt(best)} inferences/s** "
-          f"(batch {r['engine_best_batch']}).", ""]
+          f"1,8,64 --threads 1 --json` gives (medians) {cells}; the engine's best, the median "
+          f"over runs of each run's fastest cell, is **{fmt(best)} inferences/s** (batch "
+          f"{r['engine_best_batch']}).", ""]
     L.append(f"- At concurrency 64 with batching on: {fmt(on64['throughput_infer_per_s'])} "
              f"infer/s = **{ratio:.2f}** x the engine's best (goal >= {GOAL_ENGINE_RATIO}: "
              f"{verdict(ok_tp)}); p99 {us(on64['p99_us'])} (goal < {GOAL_P99_US / 1000:g} ms: "
