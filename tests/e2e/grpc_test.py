@@ -13,9 +13,7 @@ identity per numeric type, for every typed contents field).
 import os
 import shutil
 import signal
-import struct
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -24,9 +22,10 @@ import grpc
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 
+from e2e_models import (length_prefixed, onnx_type, parse_length_prefixed,  # noqa: E402
+                        simple_repository, write_identity)
 from gen_grpc_stubs import load_stubs  # noqa: E402
 from server_util import FlywheelServer  # noqa: E402
 
@@ -57,49 +56,13 @@ IDENTITY_TYPES = {
 
 
 # --- the model repository ---------------------------------------------------------------------
-def _write_identity_model(model_dir, name, inputs, max_batch_size=0):
-    """inputs: list of (input name, onnx elem type, config data_type)."""
-    import onnx
-    from onnx import helper
-    os.makedirs(os.path.join(model_dir, "1"), exist_ok=True)
-    nodes, gin, gout, cin, cout = [], [], [], [], []
-    for in_name, elem, cfg_type in inputs:
-        out_name = "OUT" + in_name[2:]
-        gin.append(helper.make_tensor_value_info(in_name, elem, ["n"]))
-        gout.append(helper.make_tensor_value_info(out_name, elem, ["n"]))
-        nodes.append(helper.make_node("Identity", [in_name], [out_name], name="id_" + in_name))
-        cin.append(f'  {{ name: "{in_name}" data_type: {cfg_type} dims: [ -1 ] }}')
-        cout.append(f'  {{ name: "{out_name}" data_type: {cfg_type} dims: [ -1 ] }}')
-    graph = helper.make_graph(nodes, name, gin, gout)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="flywheel-tests")
-    onnx.save(model, os.path.join(model_dir, "1", "model.onnx"))
-    with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
-        f.write(f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: {max_batch_size}\n')
-        f.write("input [\n" + ",\n".join(cin) + "\n]\n")
-        f.write("output [\n" + ",\n".join(cout) + "\n]\n")
-
-
 def make_repository():
     from onnx import TensorProto
-    repo = tempfile.mkdtemp(prefix="flywheel-grpc-repo-")
-    src = os.path.join(ROOT, "examples", "models", "simple")
-    shutil.copytree(src, os.path.join(repo, "simple"))
-    shutil.copytree(src, os.path.join(repo, "simple2"))
-    cfg = os.path.join(repo, "simple2", "config.pbtxt")
-    with open(cfg) as f:
-        text = f.read().replace('name: "simple"', 'name: "simple2"')
-    with open(cfg, "w") as f:
-        f.write(text)
-    _write_identity_model(os.path.join(repo, "strings"), "strings",
-                          [("IN_STR", TensorProto.STRING, "TYPE_STRING")])
-    onnx_types = {
-        "BOOL": TensorProto.BOOL, "INT8": TensorProto.INT8, "INT32": TensorProto.INT32,
-        "INT64": TensorProto.INT64, "UINT8": TensorProto.UINT8, "UINT32": TensorProto.UINT32,
-        "UINT64": TensorProto.UINT64, "FP32": TensorProto.FLOAT, "FP64": TensorProto.DOUBLE,
-    }
-    _write_identity_model(os.path.join(repo, "identity"), "identity",
-                          [(n, onnx_types[t[0]], t[3]) for n, t in IDENTITY_TYPES.items()])
+    repo = simple_repository("flywheel-grpc-repo-")
+    write_identity(os.path.join(repo, "strings"), "strings",
+                   [("IN_STR", TensorProto.STRING, "TYPE_STRING")])
+    write_identity(os.path.join(repo, "identity"), "identity",
+                   [(n, onnx_type(t[0]), t[3]) for n, t in IDENTITY_TYPES.items()])
     return repo
 
 
@@ -126,19 +89,6 @@ def output_array(resp, name):
     dtype = {"INT32": "<i4", "INT64": "<i8", "FP32": "<f4", "FP64": "<f8", "BOOL": "?",
              "INT8": "i1", "UINT8": "u1", "UINT32": "<u4", "UINT64": "<u8"}[out.datatype]
     return np.frombuffer(resp.raw_output_contents[i], dtype=dtype).reshape(list(out.shape))
-
-
-def length_prefixed(elems):
-    return b"".join(struct.pack("<I", len(e)) + e for e in elems)
-
-
-def parse_length_prefixed(raw):
-    out, pos = [], 0
-    while pos < len(raw):
-        (n,) = struct.unpack_from("<I", raw, pos)
-        out.append(raw[pos + 4:pos + 4 + n])
-        pos += 4 + n
-    return out
 
 
 class GrpcTestBase(unittest.TestCase):

@@ -18,9 +18,7 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import sys
-import tempfile
 import unittest
 import zlib
 
@@ -28,9 +26,10 @@ import numpy as np
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 
+from e2e_models import (length_prefixed, onnx_type, parse_length_prefixed,  # noqa: E402
+                        simple_repository, write_identity, write_model)
 from server_util import FlywheelServer  # noqa: E402
 
 FLYWHEEL = None
@@ -58,63 +57,23 @@ NP_OF = {"BOOL": np.bool_, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32
 
 
 # --- the model repository ---------------------------------------------------------------------
-def _write_model(model_dir, name, nodes, inputs, outputs, max_batch_size=0):
-    """inputs/outputs: lists of (name, onnx elem type, config data_type)."""
-    import onnx
-    from onnx import helper
-    os.makedirs(os.path.join(model_dir, "1"), exist_ok=True)
-    gin = [helper.make_tensor_value_info(n, e, ["n"]) for n, e, _ in inputs]
-    gout = [helper.make_tensor_value_info(n, e, ["n"]) for n, e, _ in outputs]
-    graph = helper.make_graph(nodes, name, gin, gout)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="flywheel-tests")
-    onnx.save(model, os.path.join(model_dir, "1", "model.onnx"))
-
-    def block(items):
-        return ",\n".join(f'  {{ name: "{n}" data_type: {c} dims: [ -1 ] }}' for n, _, c in items)
-    with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
-        f.write(f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: {max_batch_size}\n')
-        f.write("input [\n" + block(inputs) + "\n]\noutput [\n" + block(outputs) + "\n]\n")
-
-
-def _write_identity(model_dir, name, inputs):
-    from onnx import helper
-    outputs = [("OUT" + n[2:], e, c) for n, e, c in inputs]
-    nodes = [helper.make_node("Identity", [i[0]], [o[0]], name="id_" + i[0])
-             for i, o in zip(inputs, outputs)]
-    _write_model(model_dir, name, nodes, inputs, outputs)
-
-
 def make_repository():
     from onnx import TensorProto, helper
-    repo = tempfile.mkdtemp(prefix="flywheel-http-repo-")
-    shutil.copytree(os.path.join(ROOT, "examples", "models", "simple"), os.path.join(repo, "simple"))
-    shutil.copytree(os.path.join(repo, "simple"), os.path.join(repo, "simple2"))
-    cfg = os.path.join(repo, "simple2", "config.pbtxt")
-    with open(cfg) as f:
-        text = f.read().replace('name: "simple"', 'name: "simple2"')
-    with open(cfg, "w") as f:
-        f.write(text)
-    _write_identity(os.path.join(repo, "strings"), "strings",
-                    [("IN_STR", TensorProto.STRING, "TYPE_STRING")])
-    onnx_types = {
-        "BOOL": TensorProto.BOOL, "INT8": TensorProto.INT8, "INT16": TensorProto.INT16,
-        "INT32": TensorProto.INT32, "INT64": TensorProto.INT64, "UINT8": TensorProto.UINT8,
-        "UINT16": TensorProto.UINT16, "UINT32": TensorProto.UINT32,
-        "UINT64": TensorProto.UINT64, "FP32": TensorProto.FLOAT, "FP64": TensorProto.DOUBLE,
-    }
-    _write_identity(os.path.join(repo, "identity"), "identity",
-                    [(n, onnx_types[t[0]], t[2]) for n, t in IDENTITY_TYPES.items()])
-    _write_identity(os.path.join(repo, "floats"), "floats",
-                    [("IN_FP32", TensorProto.FLOAT, "TYPE_FP32"),
-                     ("IN_FP64", TensorProto.DOUBLE, "TYPE_FP64")])
-    _write_model(os.path.join(repo, "half"), "half",
-                 [helper.make_node("Cast", ["IN_FP16"], ["OUT_FP32"], to=TensorProto.FLOAT),
-                  helper.make_node("Cast", ["IN_FP32"], ["OUT_FP16"], to=TensorProto.FLOAT16)],
-                 [("IN_FP16", TensorProto.FLOAT16, "TYPE_FP16"),
-                  ("IN_FP32", TensorProto.FLOAT, "TYPE_FP32")],
-                 [("OUT_FP32", TensorProto.FLOAT, "TYPE_FP32"),
-                  ("OUT_FP16", TensorProto.FLOAT16, "TYPE_FP16")])
+    repo = simple_repository("flywheel-http-repo-")
+    write_identity(os.path.join(repo, "strings"), "strings",
+                   [("IN_STR", TensorProto.STRING, "TYPE_STRING")])
+    write_identity(os.path.join(repo, "identity"), "identity",
+                   [(n, onnx_type(t[0]), t[2]) for n, t in IDENTITY_TYPES.items()])
+    write_identity(os.path.join(repo, "floats"), "floats",
+                   [("IN_FP32", TensorProto.FLOAT, "TYPE_FP32"),
+                    ("IN_FP64", TensorProto.DOUBLE, "TYPE_FP64")])
+    write_model(os.path.join(repo, "half"), "half",
+                [helper.make_node("Cast", ["IN_FP16"], ["OUT_FP32"], to=TensorProto.FLOAT),
+                 helper.make_node("Cast", ["IN_FP32"], ["OUT_FP16"], to=TensorProto.FLOAT16)],
+                [("IN_FP16", TensorProto.FLOAT16, "TYPE_FP16"),
+                 ("IN_FP32", TensorProto.FLOAT, "TYPE_FP32")],
+                [("OUT_FP32", TensorProto.FLOAT, "TYPE_FP32"),
+                 ("OUT_FP16", TensorProto.FLOAT16, "TYPE_FP16")])
     return repo
 
 
@@ -134,19 +93,6 @@ def binary_body(inputs, outputs=None, parameters=None):
         req["parameters"] = parameters
     head = json.dumps(req).encode()
     return head + b"".join(raw for _, _, _, raw in inputs), len(head)
-
-
-def length_prefixed(elems):
-    return b"".join(struct.pack("<I", len(e)) + e for e in elems)
-
-
-def parse_length_prefixed(raw):
-    out, pos = [], 0
-    while pos < len(raw):
-        (n,) = struct.unpack_from("<I", raw, pos)
-        out.append(raw[pos + 4:pos + 4 + n])
-        pos += 4 + n
-    return out
 
 
 def decode_response(resp):
