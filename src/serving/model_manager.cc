@@ -210,7 +210,6 @@ absl::Status Server::Impl::Load(const ModelLocation& location,
   const std::string& name = location.name;
   std::shared_ptr<std::mutex> model_lock = LoadLock(name);
   std::lock_guard<std::mutex> serial(*model_lock);
-  const auto start = std::chrono::steady_clock::now();
   const std::string fingerprint = Fingerprint(location);
 
   // Marks the model (version 0) or a version with a state; the model-level entry is dropped once
@@ -299,7 +298,6 @@ absl::Status Server::Impl::Load(const ModelLocation& location,
     entry.states = std::move(states);
   }
   retired.clear();
-  (void)start;
   return first_error;
 }
 
