@@ -545,6 +545,30 @@ std::string OneLine(absl::string_view text) {
   return out;
 }
 
+// ONNX shape inference reads constant data (Slice's starts, Reshape's shape...) trusting that
+// it matches its dims, so every initializer and tensor attribute of the graph is size-checked
+// (CheckDataSize, as ConvertTensor does later) before inference runs.
+absl::Status CheckConstantSizes(const onnx::GraphProto& g, absl::string_view what) {
+  auto check = [&](const onnx::TensorProto& proto, const std::string& tensor_what) {
+    FW_ASSIGN_OR_RETURN(DataType dtype, FromOnnxType(proto.data_type(), tensor_what));
+    std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
+    FW_ASSIGN_OR_RETURN(Shape shape, Shape::Checked(dims, tensor_what));
+    return CheckDataSize(proto, dtype, shape, tensor_what);
+  };
+  for (const onnx::TensorProto& init : g.initializer()) {
+    FW_RETURN_IF_ERROR(check(init, absl::StrCat(what, ": initializer '", init.name(), "'")));
+  }
+  for (const onnx::NodeProto& node : g.node()) {
+    for (const onnx::AttributeProto& a : node.attribute()) {
+      if (a.type() != onnx::AttributeProto::TENSOR) continue;
+      FW_RETURN_IF_ERROR(
+          check(a.t(), absl::StrCat(what, ": node '", node.name(), "' (", node.op_type(),
+                                    ") attribute '", a.name(), "'")));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Graph> ParsedToGraph(onnx::ModelProto& model, const std::string& dir,
                                     absl::string_view what) {
   if (!model.has_graph()) {
@@ -559,6 +583,7 @@ absl::StatusOr<Graph> ParsedToGraph(onnx::ModelProto& model, const std::string& 
                                                  " to ", kMaxOpset, ")"));
   }
   FW_RETURN_IF_ERROR(ResolveExternalData(*model.mutable_graph(), dir, what));
+  FW_RETURN_IF_ERROR(CheckConstantSizes(model.graph(), what));
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {
