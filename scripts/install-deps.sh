@@ -13,12 +13,16 @@ packages=(
   libabsl-dev libprotobuf-dev protobuf-compiler libonnx-dev
   libdnnl-dev libhwy-dev libsleef-dev
   libcli11-dev libspdlog-dev libfmt-dev libzstd-dev
+  # features and monitoring: embedded and Redis online stores, feature definitions
+  librocksdb-dev libhiredis-dev libyaml-cpp-dev
   # serving: HTTP (Beast), gRPC + protobuf codegen, JSON, tree engine peer
   libboost-dev libgrpc++-dev protobuf-compiler-grpc rapidjson-dev zlib1g-dev libxgboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-numpy
   # end-to-end tests and load tests: Python gRPC client, real Prometheus, wrk and nginx peers
   python3-grpcio python3-protobuf python3-requests python3-onnx prometheus wrk nginx-light curl
+  # real Redis peer for the feature-store tests and the redis-benchmark baseline
+  redis-server redis-tools
   # aarch64 cross compiler for scripts/check-arm-build.sh (compile-only ARM/NEON check)
   g++-aarch64-linux-gnu libc6-dev-arm64-cross
 )
