@@ -1,0 +1,210 @@
+#include "monitor/log_file_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "monitor/log_files.h"
+
+namespace flywheel::monitor {
+namespace {
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// Writes all of `data`, retrying short writes; errno is kept on failure.
+bool WriteFully(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+LogFileWriter::LogFileWriter(const PredictionLogOptions& options, std::atomic<int64_t>* pending)
+    : options_(options), pending_(pending), cctx_(ZSTD_createCCtx()) {
+  ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, options_.zstd_level);
+  // The reader then tells a damaged frame from a good one.
+  ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
+}
+
+LogFileWriter::~LogFileWriter() {
+  CloseAll();
+  ZSTD_freeCCtx(cctx_);
+}
+
+absl::Time LogFileWriter::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+
+LogFileWriter::Stream& LogFileWriter::StreamFor(const PredictionRecord& record) {
+  if (last_ != nullptr && last_->version == record.version && last_->model == record.model) {
+    return *last_;
+  }
+  auto [it, inserted] = streams_.try_emplace(std::make_pair(record.model, record.version));
+  if (inserted) {
+    it->second = std::make_unique<Stream>();
+    it->second->model = record.model;
+    it->second->version = record.version;
+    it->second->dir = (std::filesystem::path(options_.dir) / EscapeModelDir(record.model) /
+                       absl::StrCat(record.version))
+                          .string();
+  }
+  last_ = it->second.get();
+  return *last_;
+}
+
+void LogFileWriter::Add(const PredictionRecord& record) {
+  Stream& s = StreamFor(record);
+  AppendRecordJson(record, &s.buffer);
+  ++s.records;
+  ++buffered_records_;
+  if (s.buffer.size() >= options_.frame_bytes) WriteFrame(s);
+}
+
+void LogFileWriter::WriteAll() {
+  for (auto& [key, stream] : streams_) WriteFrame(*stream);
+}
+
+void LogFileWriter::WriteFrame(Stream& s) {
+  if (s.records == 0) return;
+  frame_.resize(ZSTD_compressBound(s.buffer.size()));
+  const size_t size =
+      ZSTD_compress2(cctx_, frame_.data(), frame_.size(), s.buffer.data(), s.buffer.size());
+  if (ZSTD_isError(size)) {
+    Fail(s, absl::StrCat("compressing ", s.records, " records of model '", s.model, "' version ",
+                         s.version, ": ", ZSTD_getErrorName(size)));
+    return;
+  }
+  // A file holds at least one frame, however large.
+  if (s.fd >= 0 && s.file_bytes > 0 &&
+      s.file_bytes + static_cast<int64_t>(size) > options_.max_file_bytes) {
+    FinishFile(s, /*sync=*/false);
+  }
+  std::string error;
+  if (s.fd < 0 && !OpenFile(s, &error)) {
+    Fail(s, error);
+    return;
+  }
+  if (options_.before_write) {
+    absl::Status status = options_.before_write(s.path);
+    if (!status.ok()) {
+      Fail(s, absl::StrCat("writing '", s.path, "': ", status.message()));
+      return;
+    }
+  }
+  if (!WriteFully(s.fd, frame_.data(), size)) {
+    const int err = errno;
+    // Cut a partial frame off, so that frames appended later stay readable; then start a new
+    // file next time, in case this one is what went wrong.
+    if (::ftruncate(s.fd, s.file_bytes) != 0) {
+      // Nothing more to do: the reader stops at the partial frame.
+    }
+    FinishFile(s, /*sync=*/false);
+    Fail(s, absl::StrCat("writing '", s.path, "': ", ErrnoText(err)));
+    return;
+  }
+  s.file_bytes += static_cast<int64_t>(size);
+  bytes_written.fetch_add(static_cast<int64_t>(size), std::memory_order_relaxed);
+  written.fetch_add(s.records, std::memory_order_relaxed);
+  Done(s);
+}
+
+void LogFileWriter::Done(Stream& s) {
+  pending_->fetch_sub(s.records);
+  buffered_records_ -= s.records;
+  s.records = 0;
+  s.buffer.clear();
+}
+
+void LogFileWriter::Fail(Stream& s, const std::string& error) {
+  failed.fetch_add(s.records, std::memory_order_relaxed);
+  const int64_t errors = write_errors.fetch_add(1, std::memory_order_relaxed) + 1;
+  Done(s);
+  // A full disk fails every write: say so once a minute, not once per frame.
+  const absl::Time now = absl::Now();
+  if (now - last_report_ < absl::Minutes(1)) {
+    ++unreported_errors_;
+    return;
+  }
+  std::fprintf(stderr,
+               "flywheel: prediction log: %s (%lld write errors, %lld records lost so far; "
+               "%lld errors not shown)\n",
+               error.c_str(), static_cast<long long>(errors),
+               static_cast<long long>(failed.load(std::memory_order_relaxed)),
+               static_cast<long long>(unreported_errors_));
+  last_report_ = now;
+  unreported_errors_ = 0;
+}
+
+bool LogFileWriter::OpenFile(Stream& s, std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(s.dir, ec);
+  if (ec) {
+    *error = absl::StrCat("creating folder '", s.dir, "': ", ec.message());
+    return false;
+  }
+  const absl::Time now = Now();
+  // O_EXCL with a sequence number: never append to a file another process (or an earlier run
+  // started in the same nanosecond) is writing.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const std::string path =
+        (std::filesystem::path(s.dir) / LogFileName(now, s.next_seq++)).string();
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      s.fd = fd;
+      s.path = path;
+      s.file_bytes = 0;
+      s.opened = now;
+      files_opened.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (errno != EEXIST) {
+      *error = absl::StrCat("creating '", path, "': ", ErrnoText(errno));
+      return false;
+    }
+  }
+  *error = absl::StrCat("creating a log file in '", s.dir, "': every name is taken");
+  return false;
+}
+
+void LogFileWriter::FinishFile(Stream& s, bool sync) {
+  if (s.fd < 0) return;
+  if (sync) ::fdatasync(s.fd);
+  ::close(s.fd);
+  s.fd = -1;
+  s.path.clear();
+  s.file_bytes = 0;
+}
+
+void LogFileWriter::FinishOldFiles(absl::Time now) {
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    Stream& s = *it->second;
+    if (s.fd >= 0 && now - s.opened >= options_.max_file_age) FinishFile(s, /*sync=*/false);
+    if (s.fd < 0 && s.records == 0) {
+      if (last_ == &s) last_ = nullptr;
+      streams_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void LogFileWriter::CloseAll() {
+  WriteAll();
+  for (auto& [key, stream] : streams_) FinishFile(*stream, /*sync=*/true);
+  streams_.clear();
+  last_ = nullptr;
+}
+
+}  // namespace flywheel::monitor

@@ -1,0 +1,232 @@
+#include "monitor/prediction_log.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "monitor/log_file_writer.h"
+
+namespace flywheel::monitor {
+
+struct PredictionLog::Node {
+  std::atomic<Node*> next{nullptr};
+  PredictionRecord record;
+};
+
+namespace {
+
+// Tensors that only view memory: their owner may free it as soon as the request is answered.
+void CopyViews(NamedTensors& tensors) {
+  for (auto& [name, t] : tensors) {
+    if (t.dtype() != DataType::kBytes && !t.empty() && !t.owns_data() && t.ByteSize() > 0) {
+      t = t.Clone();
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PredictionLog>> PredictionLog::Create(PredictionLogOptions options) {
+  if (options.dir.empty()) {
+    return absl::InvalidArgumentError("prediction log: no folder given (dir is empty)");
+  }
+  if (options.max_file_bytes <= 0 || options.queue_capacity <= 0 || options.frame_bytes == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prediction log: max_file_bytes (", options.max_file_bytes, "), queue_capacity (",
+        options.queue_capacity, ") and frame_bytes (", options.frame_bytes, ") must be positive"));
+  }
+  if (options.max_file_age <= absl::ZeroDuration() ||
+      options.flush_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prediction log: max_file_age (", absl::FormatDuration(options.max_file_age),
+                     ") and flush_interval (", absl::FormatDuration(options.flush_interval),
+                     ") must be positive"));
+  }
+  if (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel()) {
+    return absl::InvalidArgumentError(absl::StrCat("prediction log: zstd level ",
+                                                   options.zstd_level, " is outside [",
+                                                   ZSTD_minCLevel(), ", ", ZSTD_maxCLevel(), "]"));
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec || !std::filesystem::is_directory(options.dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("prediction log: cannot create folder '", options.dir,
+                     "': ", ec ? ec.message() : "a file of that name is in the way"));
+  }
+  return std::unique_ptr<PredictionLog>(new PredictionLog(std::move(options)));
+}
+
+PredictionLog::PredictionLog(PredictionLogOptions options)
+    : options_(std::move(options)),
+      wake_threshold_(std::max<int64_t>(1, options_.queue_capacity / 4)),
+      stub_(std::make_unique<Node>()) {
+  head_.store(stub_.get());
+  tail_ = stub_.get();
+  writer_ = std::make_unique<LogFileWriter>(options_, &pending_);
+  thread_ = std::thread([this] { WriterLoop(); });
+}
+
+PredictionLog::~PredictionLog() { Close(); }
+
+absl::Time PredictionLog::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+
+bool PredictionLog::Submit(PredictionRecord&& record) {
+  if (record.model.empty()) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // Count first, then check closed_: Close sets closed_ and then waits for pending_ to reach
+  // zero, so a record either sees closed_ or is waited for (both sequentially consistent).
+  const int64_t n = pending_.fetch_add(1);
+  if (n >= options_.queue_capacity || closed_.load()) {
+    pending_.fetch_sub(1);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (record.time == absl::UnixEpoch()) record.time = Now();
+  if (record.keep_alive == nullptr) {
+    CopyViews(record.inputs);
+    CopyViews(record.outputs);
+    CopyViews(record.features);
+  }
+  Node* node = new Node;
+  node->record = std::move(record);
+  Push(node);
+  // Wake the writer early only when the queue crosses a quarter of its capacity; otherwise it
+  // wakes on its flush interval. One producer in many takes the lock.
+  if (n + 1 == wake_threshold_) {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+    writer_cv_.Signal();
+  }
+  return true;
+}
+
+void PredictionLog::Push(Node* node) {
+  node->next.store(nullptr, std::memory_order_relaxed);
+  Node* prev = head_.exchange(node, std::memory_order_acq_rel);
+  prev->next.store(node, std::memory_order_release);
+}
+
+PredictionLog::PopResult PredictionLog::Pop(Node** node) {
+  Node* tail = tail_;
+  Node* next = tail->next.load(std::memory_order_acquire);
+  if (tail == stub_.get()) {
+    if (next == nullptr) {
+      return head_.load(std::memory_order_acquire) == tail ? PopResult::kEmpty : PopResult::kBusy;
+    }
+    tail_ = next;
+    tail = next;
+    next = next->next.load(std::memory_order_acquire);
+  }
+  if (next != nullptr) {
+    tail_ = next;
+    *node = tail;
+    return PopResult::kItem;
+  }
+  // `tail` is the last node: a producer is between its exchange and its link, or the stub must
+  // go behind `tail` before `tail` can be taken.
+  if (tail != head_.load(std::memory_order_acquire)) return PopResult::kBusy;
+  Push(stub_.get());
+  next = tail->next.load(std::memory_order_acquire);
+  if (next != nullptr) {
+    tail_ = next;
+    *node = tail;
+    return PopResult::kItem;
+  }
+  return PopResult::kBusy;
+}
+
+void PredictionLog::WriterLoop() {
+  absl::Time last_write = absl::Now();
+  for (;;) {
+    uint64_t flush_gen;
+    bool flush_wanted;
+    bool closing;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!wake_ && !closing_ && flush_requested_ == flush_done_) {
+        writer_cv_.WaitWithDeadline(&mu_, last_write + options_.flush_interval);
+      }
+      wake_ = false;
+      flush_gen = flush_requested_;
+      flush_wanted = flush_requested_ != flush_done_;
+      closing = closing_;
+    }
+    // Take what is queued, but at most one capacity's worth, so that a flood of producers
+    // cannot keep the writer from writing.
+    bool emptied = false;
+    for (int64_t taken = 0; taken < options_.queue_capacity;) {
+      Node* node = nullptr;
+      const PopResult result = Pop(&node);
+      if (result == PopResult::kEmpty) {
+        emptied = true;
+        break;
+      }
+      if (result == PopResult::kBusy) {
+        std::this_thread::yield();  // a producer is one store away from linking its record
+        continue;
+      }
+      writer_->Add(node->record);
+      delete node;
+      ++taken;
+    }
+    const absl::Time now = absl::Now();
+    if (closing || now - last_write >= options_.flush_interval || flush_wanted ||
+        writer_->buffered_records() >= wake_threshold_) {
+      writer_->WriteAll();
+      last_write = now;
+    }
+    writer_->FinishOldFiles(Now());
+    {
+      absl::MutexLock lock(&mu_);
+      if (emptied && flush_gen > flush_done_) {
+        flush_done_ = flush_gen;
+        flushed_cv_.SignalAll();
+      }
+    }
+    if (closing && pending_.load() == 0) break;
+  }
+  writer_->CloseAll();
+  absl::MutexLock lock(&mu_);
+  writer_exited_ = true;
+  flushed_cv_.SignalAll();
+}
+
+void PredictionLog::Flush() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t gen = ++flush_requested_;
+  writer_cv_.Signal();
+  while (flush_done_ < gen && !writer_exited_) flushed_cv_.Wait(&mu_);
+}
+
+void PredictionLog::Close() {
+  std::call_once(close_once_, [this] {
+    closed_.store(true);
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+      writer_cv_.Signal();
+    }
+    thread_.join();
+  });
+}
+
+PredictionLogStats PredictionLog::Stats() const {
+  PredictionLogStats s;
+  s.written = writer_->written.load(std::memory_order_relaxed);
+  s.dropped = dropped_.load(std::memory_order_relaxed);
+  s.failed = writer_->failed.load(std::memory_order_relaxed);
+  s.write_errors = writer_->write_errors.load(std::memory_order_relaxed);
+  s.bytes_written = writer_->bytes_written.load(std::memory_order_relaxed);
+  s.files_opened = writer_->files_opened.load(std::memory_order_relaxed);
+  s.queued = pending_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace flywheel::monitor

@@ -1,0 +1,130 @@
+// The prediction log: sampled requests (id, time, model, version, inputs, outputs) written in the
+// background to zstd-compressed JSON Lines files, without ever blocking the request path.
+//
+//   auto log = monitor::PredictionLog::Create({.dir = "/var/log/flywheel/predictions"});
+//   monitor::LogSampler sampler(0.1);                       // per model
+//   if (sampler.Sample(request.id)) (*log)->Submit(std::move(record));  // false: dropped
+//   (*log)->Stats();                                        // for the metrics endpoint
+//   (*log)->Close();                                        // at shutdown: drains
+//
+// Submit only moves the record into a lock-free queue; one writer thread serializes (format in
+// log_record.h), compresses and writes. Records accepted but not yet written, queued or waiting
+// in the writer's buffers, are at most queue_capacity: Submit drops beyond that and counts the
+// drop. Every write appends whole zstd frames, so a process killed at any moment loses at most
+// queue_capacity records and leaves files that read back up to their last complete frame.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "monitor/log_record.h"
+
+namespace flywheel::monitor {
+
+class LogFileWriter;
+
+struct PredictionLogOptions {
+  // Root folder; files go to <dir>/<model>/<version>/ (see log_files.h). Created if missing.
+  std::string dir;
+  // A file is finished when the next frame would take it past this many compressed bytes.
+  int64_t max_file_bytes = int64_t{64} << 20;
+  // ... or when it was started this long ago (checked at every flush).
+  absl::Duration max_file_age = absl::Hours(1);
+  // The most records accepted and not yet written; also the most a kill -9 can lose.
+  int64_t queue_capacity = 16384;
+  // Buffered records are compressed and written at least this often.
+  absl::Duration flush_interval = absl::Seconds(1);
+  // A model version's buffer is written as one frame once it holds this much JSON.
+  size_t frame_bytes = size_t{1} << 20;
+  int zstd_level = 3;
+  // Tests only. The wall clock used for stamping records, naming files and file age.
+  std::function<absl::Time()> clock;
+  // Tests only: called on the writer thread before each write to `path`; an error is taken as
+  // the write's error (fault injection), and a slow hook is a slow disk.
+  std::function<absl::Status(const std::string& path)> before_write;
+};
+
+// Counters since Create; each is monotonic except queued.
+struct PredictionLogStats {
+  int64_t written = 0;  // records in frames the OS accepted (survive a kill -9)
+  int64_t dropped = 0;  // refused by Submit: queue full, log closed, or no model name
+  int64_t failed = 0;   // accepted, then lost to a write error
+  int64_t write_errors = 0;
+  int64_t bytes_written = 0;  // compressed bytes
+  int64_t files_opened = 0;
+  int64_t queued = 0;  // accepted, not yet written or failed
+};
+
+class PredictionLog {
+ public:
+  // Fails when an option is out of range or `dir` cannot be created.
+  static absl::StatusOr<std::unique_ptr<PredictionLog>> Create(PredictionLogOptions options);
+  // Close()s.
+  ~PredictionLog();
+  PredictionLog(const PredictionLog&) = delete;
+  PredictionLog& operator=(const PredictionLog&) = delete;
+
+  // Queues `record` for writing and returns true, or drops it and returns false (queue full,
+  // log closed, empty model name). Never blocks and never serializes: safe on any request
+  // thread. Tensors are moved (a tensor's buffer is shared, not copied), except views when
+  // record.keep_alive is null (see log_record.h).
+  bool Submit(PredictionRecord&& record);
+
+  // Writes every record accepted before the call, then returns. Blocks; not for request paths.
+  void Flush();
+  // Refuses new records, writes every accepted one, closes the files and stops the writer.
+  // Idempotent.
+  void Close();
+
+  PredictionLogStats Stats() const;
+  const PredictionLogOptions& options() const { return options_; }
+
+ private:
+  struct Node;
+
+  explicit PredictionLog(PredictionLogOptions options);
+  // Producer side of the queue (any thread) and its consumer (the writer thread).
+  void Push(Node* node);
+  enum class PopResult { kItem, kEmpty, kBusy };
+  PopResult Pop(Node** node);
+  void WriterLoop();
+  absl::Time Now() const;
+
+  const PredictionLogOptions options_;
+  const int64_t wake_threshold_;
+
+  // A multi-producer single-consumer linked queue (D. Vyukov's): producers exchange head_, the
+  // writer follows tail_. stub_ keeps it non-empty.
+  std::atomic<Node*> head_;
+  Node* tail_;
+  std::unique_ptr<Node> stub_;
+
+  std::atomic<int64_t> pending_{0};  // accepted, not yet written or failed
+  std::atomic<bool> closed_{false};
+  std::atomic<int64_t> dropped_{0};
+
+  absl::Mutex mu_;
+  absl::CondVar writer_cv_;
+  absl::CondVar flushed_cv_;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t flush_requested_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t flush_done_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writer_exited_ ABSL_GUARDED_BY(mu_) = false;
+  // Serializes, compresses and writes; used by the writer thread only (its counters by Stats).
+  std::unique_ptr<LogFileWriter> writer_;
+  std::thread thread_;
+  std::once_flag close_once_;
+};
+
+}  // namespace flywheel::monitor
