@@ -1,0 +1,177 @@
+// `flywheel log cat|export`: reads the prediction log that `flywheel serve` writes (see
+// monitor/prediction_log.h) back, filtered by model, version and time, as JSON Lines or CSV.
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/commands.h"
+#include "monitor/log_export.h"
+#include "monitor/log_reader.h"
+
+namespace flywheel::cli {
+namespace {
+
+struct LogOptions {
+  std::string dir;
+  std::string model;
+  int64_t version = 0;
+  std::string since;
+  std::string until;
+  std::string format = "jsonl";
+  std::string out;
+  CLI::Option* model_option = nullptr;
+  CLI::Option* version_option = nullptr;
+};
+
+absl::StatusOr<monitor::LogReaderOptions> ReaderOptions(const LogOptions& opt) {
+  monitor::LogReaderOptions r;
+  r.dir = opt.dir;
+  if (opt.model_option->count() > 0) r.model = opt.model;
+  if (opt.version_option->count() > 0) r.version = opt.version;
+  const absl::Time now = absl::Now();
+  if (!opt.since.empty()) {
+    auto t = monitor::ParseTimeArg(opt.since, now);
+    if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("--since: ", t.status().message()));
+    r.since = *t;
+  }
+  if (!opt.until.empty()) {
+    auto t = monitor::ParseTimeArg(opt.until, now);
+    if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("--until: ", t.status().message()));
+    r.until = *t;
+  }
+  if (r.since >= r.until) {
+    return absl::InvalidArgumentError("--since must be earlier than --until");
+  }
+  return r;
+}
+
+// What the reader skipped, on stderr: the output stays clean.
+void ReportSkipped(const char* command, const monitor::LogReadStats& s) {
+  for (const std::string& problem : s.problems) {
+    std::fprintf(stderr, "flywheel log %s: warning: %s\n", command, problem.c_str());
+  }
+  if (s.truncated_frames + s.corrupt_frames + s.bad_lines > 0) {
+    std::fprintf(stderr,
+                 "flywheel log %s: skipped %lld incomplete and %lld damaged frames (%lld bytes) "
+                 "and %lld unreadable lines\n",
+                 command, static_cast<long long>(s.truncated_frames),
+                 static_cast<long long>(s.corrupt_frames), static_cast<long long>(s.skipped_bytes),
+                 static_cast<long long>(s.bad_lines));
+  }
+}
+
+int Fail(const char* command, const absl::Status& status) {
+  std::fprintf(stderr, "flywheel log %s: error: %s\n", command,
+               std::string(status.message()).c_str());
+  return 1;
+}
+
+int RunCat(const LogOptions& opt) {
+  auto reader = ReaderOptions(opt);
+  if (!reader.ok()) return Fail("cat", reader.status());
+  std::ios::sync_with_stdio(false);
+  auto stats = monitor::ExportLog(*reader, monitor::LogExportFormat::kJsonl, std::cout);
+  if (!stats.ok()) return Fail("cat", stats.status());
+  ReportSkipped("cat", stats->read);
+  return 0;
+}
+
+int RunExport(const LogOptions& opt) {
+  auto reader = ReaderOptions(opt);
+  if (!reader.ok()) return Fail("export", reader.status());
+  auto format = monitor::ParseLogExportFormat(opt.format);
+  if (!format.ok()) return Fail("export", format.status());
+  absl::StatusOr<monitor::LogExportStats> stats;
+  if (opt.out == "-") {
+    std::ios::sync_with_stdio(false);
+    stats = monitor::ExportLog(*reader, *format, std::cout);
+  } else {
+    // Written beside the target and renamed over it, so that FILE is whole or untouched.
+    const std::string tmp = opt.out + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) {
+        return Fail("export", absl::NotFoundError(absl::StrCat("cannot create '", tmp, "'")));
+      }
+      stats = monitor::ExportLog(*reader, *format, out);
+    }
+    if (!stats.ok() || std::rename(tmp.c_str(), opt.out.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      if (stats.ok()) {
+        return Fail("export", absl::InternalError(
+                                  absl::StrCat("cannot rename '", tmp, "' to '", opt.out, "'")));
+      }
+    }
+  }
+  if (!stats.ok()) return Fail("export", stats.status());
+  ReportSkipped("export", stats->read);
+  if (stats->values_outside_header > 0) {
+    std::fprintf(stderr,
+                 "flywheel log export: warning: %lld values had no column (records written to "
+                 "the log during the export)\n",
+                 static_cast<long long>(stats->values_outside_header));
+  }
+  if (opt.out != "-") {
+    std::fprintf(stderr, "flywheel log export: %lld records%s to %s\n",
+                 static_cast<long long>(stats->records),
+                 *format == monitor::LogExportFormat::kCsv
+                     ? absl::StrCat(" (", stats->columns, " columns)").c_str()
+                     : "",
+                 opt.out.c_str());
+  }
+  return 0;
+}
+
+void AddFilters(CLI::App* sub, LogOptions* opt) {
+  sub->add_option("--log-dir", opt->dir, "the prediction log folder (the server's log dir)")
+      ->required();
+  opt->model_option = sub->add_option("--model", opt->model, "only this model");
+  opt->version_option = sub->add_option("--version", opt->version, "only this model version");
+  sub->add_option("--since", opt->since,
+                  "only records at or after T: RFC 3339 (2024-05-01T12:00:00Z, any offset), a UTC "
+                  "date (2024-05-01), 'now', or a duration from now (-1h, -30m, -1h30m, -2d)");
+  sub->add_option("--until", opt->until, "only records before T (same forms as --since)");
+}
+
+}  // namespace
+
+Command AddLogCommand(CLI::App& app) {
+  auto cat_opt = std::make_shared<LogOptions>();
+  auto export_opt = std::make_shared<LogOptions>();
+  CLI::App* log = app.add_subcommand("log", "Read the prediction log back (cat, export)");
+  log->require_subcommand(1);
+  log->footer(
+      "The server writes sampled requests to <log dir>/<model>/<version>/*.jsonl.zst (zstd, "
+      "JSON Lines).\nRecords come out in time order; frames cut short by a crash are skipped and "
+      "counted on stderr.");
+
+  CLI::App* cat = log->add_subcommand("cat", "Print records as JSON Lines on stdout");
+  AddFilters(cat, cat_opt.get());
+  cat->footer("Example: flywheel log cat --log-dir /var/log/flywheel --model rank --since -1h");
+
+  CLI::App* exp = log->add_subcommand("export", "Write records to a file as JSON Lines or CSV");
+  AddFilters(exp, export_opt.get());
+  exp->add_option("--format", export_opt->format,
+                  "jsonl (the log's lines) or csv (id,time,model,version, then one column per "
+                  "element: input.x[0], ..., feature.f[0], output.y[0], parameter.p)")
+      ->check(CLI::IsMember({"jsonl", "csv"}))
+      ->capture_default_str();
+  exp->add_option("--out", export_opt->out, "output file ('-' for stdout)")->required();
+  exp->footer(
+      "Example: flywheel log export --log-dir logs --model rank --version 2 --since "
+      "2024-05-01T00:00:00Z --format csv --out rank.csv");
+
+  return {log, [cat, exp, cat_opt, export_opt]() {
+            if (cat->parsed()) return RunCat(*cat_opt);
+            if (exp->parsed()) return RunExport(*export_opt);
+            return 2;
+          }};
+}
+
+}  // namespace flywheel::cli
