@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -100,9 +101,9 @@ bool PredictionLog::Submit(PredictionRecord&& record) {
   // Wake the writer early only when the queue crosses a quarter of its capacity; otherwise it
   // wakes on its flush interval. One producer in many takes the lock.
   if (n + 1 == wake_threshold_) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     wake_ = true;
-    writer_cv_.Signal();
+    writer_cv_.notify_one();
   }
   return true;
 }
@@ -143,15 +144,22 @@ PredictionLog::PopResult PredictionLog::Pop(Node** node) {
 }
 
 void PredictionLog::WriterLoop() {
-  absl::Time last_write = absl::Now();
+  using Clock = std::chrono::steady_clock;
+  // Clamped so that time arithmetic cannot overflow on an absurd interval.
+  const auto interval =
+      absl::ToChronoNanoseconds(std::min(options_.flush_interval, absl::Hours(24 * 365)));
+  // Wake at least this often, also to finish files that reached max_file_age while idle.
+  const auto wake_period = absl::ToChronoNanoseconds(
+      std::min({options_.flush_interval, options_.max_file_age, absl::Hours(1)}));
+  Clock::time_point last_write = Clock::now();
   for (;;) {
     uint64_t flush_gen;
     bool flush_wanted;
     bool closing;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       if (!wake_ && !closing_ && flush_requested_ == flush_done_) {
-        writer_cv_.WaitWithDeadline(&mu_, last_write + options_.flush_interval);
+        writer_cv_.wait_until(lock, std::min(last_write + interval, Clock::now() + wake_period));
       }
       wake_ = false;
       flush_gen = flush_requested_;
@@ -176,42 +184,42 @@ void PredictionLog::WriterLoop() {
       delete node;
       ++taken;
     }
-    const absl::Time now = absl::Now();
-    if (closing || now - last_write >= options_.flush_interval || flush_wanted ||
+    const Clock::time_point now = Clock::now();
+    if (closing || now - last_write >= interval || flush_wanted ||
         writer_->buffered_records() >= wake_threshold_) {
       writer_->WriteAll();
       last_write = now;
     }
     writer_->FinishOldFiles(Now());
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (emptied && flush_gen > flush_done_) {
         flush_done_ = flush_gen;
-        flushed_cv_.SignalAll();
+        flushed_cv_.notify_all();
       }
     }
     if (closing && pending_.load() == 0) break;
   }
   writer_->CloseAll();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   writer_exited_ = true;
-  flushed_cv_.SignalAll();
+  flushed_cv_.notify_all();
 }
 
 void PredictionLog::Flush() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   const uint64_t gen = ++flush_requested_;
-  writer_cv_.Signal();
-  while (flush_done_ < gen && !writer_exited_) flushed_cv_.Wait(&mu_);
+  writer_cv_.notify_one();
+  flushed_cv_.wait(lock, [&] { return flush_done_ >= gen || writer_exited_; });
 }
 
 void PredictionLog::Close() {
   std::call_once(close_once_, [this] {
     closed_.store(true);
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       closing_ = true;
-      writer_cv_.Signal();
+      writer_cv_.notify_one();
     }
     thread_.join();
   });

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,10 +23,8 @@
 #include <string>
 #include <thread>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "monitor/log_record.h"
 
@@ -113,14 +112,17 @@ class PredictionLog {
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> dropped_{0};
 
-  absl::Mutex mu_;
-  absl::CondVar writer_cv_;
-  absl::CondVar flushed_cv_;
-  bool wake_ ABSL_GUARDED_BY(mu_) = false;
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t flush_requested_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t flush_done_ ABSL_GUARDED_BY(mu_) = 0;
-  bool writer_exited_ ABSL_GUARDED_BY(mu_) = false;
+  // std::mutex rather than absl::Mutex: ThreadSanitizer sees through it (Debian's Abseil is not
+  // built with TSan annotations), and it is off the request path anyway.
+  std::mutex mu_;
+  std::condition_variable writer_cv_;
+  std::condition_variable flushed_cv_;
+  // Guarded by mu_:
+  bool wake_ = false;
+  bool closing_ = false;
+  uint64_t flush_requested_ = 0;
+  uint64_t flush_done_ = 0;
+  bool writer_exited_ = false;
   // Serializes, compresses and writes; used by the writer thread only (its counters by Stats).
   std::unique_ptr<LogFileWriter> writer_;
   std::thread thread_;
