@@ -77,6 +77,7 @@ class RegistryBuilder {
   bool ClaimName(const YAML::Node& key, absl::string_view kind,
                  absl::flat_hash_map<std::string, DefLocation>& seen);
 
+  void ParseRoot(const YAML::Node& root);
   void ParseEntity(const YAML::Node& key, const YAML::Node& value);
   void ParseSource(const YAML::Node& key, const YAML::Node& value);
   void ParseView(const YAML::Node& key, const YAML::Node& value);

@@ -249,6 +249,22 @@ void RegistryBuilder::Link() {
           absl::StrCat(ctx, feature.aggregation ? "aggregation '" : "field '", feature.name, "': ");
       has_raw |= !feature.aggregation;
       if (feature.aggregation) longest = std::max(longest, feature.window + feature.every);
+      if (feature.aggregation) {
+        // As features/tiles.h sizes the ring: window/every + ceil(lateness/every) + 1.
+        absl::Duration unused;
+        int64_t every_ns = absl::ToInt64Nanoseconds(feature.every);
+        int64_t tiles = absl::IDivDuration(feature.window, feature.every, &unused) +
+                        (absl::ToInt64Nanoseconds(src.lateness) + every_ns - 1) / every_ns + 1;
+        if (tiles > kMaxTilesPerAggregation) {
+          Error(feature.location, fctx,
+                absl::StrCat("window ", FormatFeatureDuration(feature.window), " every ",
+                             FormatFeatureDuration(feature.every), " with lateness ",
+                             FormatFeatureDuration(src.lateness), " needs ", tiles,
+                             " tiles per entity (at most ", kMaxTilesPerAggregation,
+                             "): use a coarser 'every'"));
+          continue;
+        }
+      }
       if (feature.field.empty()) continue;  // plain count
       if (feature.field == src.timestamp_field) {
         Error(feature.location, fctx,
@@ -276,19 +292,6 @@ void RegistryBuilder::Link() {
           continue;
         }
         feature.value_type = AggregationType(feature.function, feature.field_type);
-        absl::Duration remainder;
-        int64_t tiles = absl::IDivDuration(feature.window + src.lateness + feature.every,
-                                           feature.every, &remainder) +
-                        2;
-        if (tiles > kMaxTilesPerAggregation) {
-          Error(feature.location, fctx,
-                absl::StrCat("window ", FormatFeatureDuration(feature.window), " every ",
-                             FormatFeatureDuration(feature.every), " with lateness ",
-                             FormatFeatureDuration(src.lateness), " needs ", tiles,
-                             " tiles per entity (at most ", kMaxTilesPerAggregation,
-                             "): use a coarser 'every'"));
-          continue;
-        }
       }
       auto [owner, inserted] = field_owner.try_emplace(
           std::make_pair(view.source_index, feature.field), feature.field_type, view.name);

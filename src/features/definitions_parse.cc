@@ -77,13 +77,15 @@ bool RegistryBuilder::ClaimName(const YAML::Node& key, absl::string_view kind,
 
 void RegistryBuilder::ParseFile(const std::string& file, const std::string& text) {
   file_ = file;
-  YAML::Node root;
   try {
-    root = YAML::Load(text);
+    ParseRoot(YAML::Load(text));
   } catch (const YAML::Exception& e) {
+    // Syntax errors, and any node access yaml-cpp refuses on a document of unexpected shape.
     errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": invalid YAML: ", e.msg));
-    return;
   }
+}
+
+void RegistryBuilder::ParseRoot(const YAML::Node& root) {
   if (root.IsNull()) return;  // an empty file
   if (!CheckMap(root, "", {"entities", "sources", "views"})) return;
   for (const auto& section : root) {
@@ -290,10 +292,10 @@ void RegistryBuilder::ParseRawField(ViewDef& view, const std::string& ctx, const
     Error(key, fctx, "not a valid feature name");
     return;
   }
-  YAML::Node type_node = value;
+  YAML::Node type_node = value;  // yaml-cpp: `=` on a node would overwrite `value`; use reset
   if (value.IsMap()) {
     if (!CheckMap(value, fctx, {"type", "field", "description"})) return;
-    type_node = value["type"];
+    type_node.reset(value["type"]);
     if (!type_node) {
       Error(value, fctx, "missing 'type' (int64, float64, string, bool)");
       return;
