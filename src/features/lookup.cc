@@ -1,0 +1,323 @@
+#include "features/lookup.h"
+
+#include <cmath>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "features/event_parse.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace flywheel::features {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void WriteString(JsonWriter& w, absl::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void WriteScalar(JsonWriter& w, const Scalar& s) {
+  if (const int64_t* i = std::get_if<int64_t>(&s)) {
+    w.Int64(*i);
+  } else if (const double* d = std::get_if<double>(&s)) {
+    if (std::isfinite(*d)) {
+      w.Double(*d);
+    } else {
+      w.Null();  // a sum that overflowed; JSON has no infinity
+    }
+  } else if (const std::string* str = std::get_if<std::string>(&s)) {
+    WriteString(w, *str);
+  } else {
+    w.Bool(std::get<bool>(s));
+  }
+}
+
+void WriteValue(JsonWriter& w, const Value& value) {
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          w.Null();
+        } else if constexpr (std::is_same_v<T, std::vector<Scalar>>) {
+          w.StartArray();
+          for (const Scalar& s : v) WriteScalar(w, s);
+          w.EndArray();
+        } else {
+          WriteScalar(w, Scalar(v));
+        }
+      },
+      value);
+}
+
+// The key text of a JSON key value: strings as they are, integers as decimal digits.
+absl::StatusOr<std::string> KeyText(const rapidjson::Value& v, absl::string_view field) {
+  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+  if (v.IsInt64()) return absl::StrCat(v.GetInt64());
+  return absl::InvalidArgumentError(
+      absl::StrCat("entity key '", field, "': expected a string or an integer"));
+}
+
+}  // namespace
+
+absl::StatusOr<LookupResult> GetOnlineFeatures(const FeaturePipeline& pipeline,
+                                               const LookupRequest& request) {
+  const FeatureRegistry& registry = pipeline.registry();
+  LookupResult result;
+  const size_t width = request.features.size();
+  result.features = request.features;
+  result.feature_errors.resize(width);
+  result.types.resize(width);
+  result.rows.assign(request.entities.size(), std::vector<FeatureValue>(width));
+  // Requested columns grouped by view, so each view reads each entity once.
+  absl::flat_hash_map<int, std::vector<std::pair<int, int>>> by_view;  // view -> (column, feature)
+  std::vector<int> view_order;
+  for (size_t c = 0; c < width; ++c) {
+    absl::StatusOr<FeatureRef> ref = registry.Resolve(request.features[c]);
+    if (!ref.ok()) {
+      result.feature_errors[c] = std::string(ref.status().message());
+      for (auto& row : result.rows) row[c].status = FeatureStatus::kUnknownFeature;
+      continue;
+    }
+    result.types[c] = registry.feature(*ref).value_type;
+    auto [it, inserted] = by_view.try_emplace(ref->view);
+    if (inserted) view_order.push_back(ref->view);
+    it->second.emplace_back(static_cast<int>(c), ref->feature);
+  }
+  absl::Time now = request.now.value_or(absl::Now());
+  std::vector<std::string> keys;
+  std::vector<size_t> key_rows;
+  std::vector<int> features;
+  std::vector<FeatureValue> values;
+  std::vector<absl::string_view> parts;
+  for (int v : view_order) {
+    const auto& columns = by_view[v];
+    const ViewDef& view = registry.views()[v];
+    const EntityDef& entity = registry.entities()[view.entity_index];
+    keys.clear();
+    key_rows.clear();
+    for (size_t r = 0; r < request.entities.size(); ++r) {
+      parts.clear();
+      for (const std::string& field : entity.keys) {
+        for (const auto& [name, value] : request.entities[r]) {
+          if (name == field) {
+            parts.push_back(value);
+            break;
+          }
+        }
+      }
+      std::string key;
+      if (parts.size() != entity.keys.size() || !EntityKeyFromParts(parts, &key).ok()) {
+        for (const auto& [column, feature] : columns) {
+          result.rows[r][column].status = FeatureStatus::kMissingKey;
+        }
+        continue;
+      }
+      keys.push_back(std::move(key));
+      key_rows.push_back(r);
+    }
+    if (keys.empty()) continue;
+    features.clear();
+    for (const auto& [column, feature] : columns) features.push_back(feature);
+    absl::Status status = pipeline.ReadView(v, keys, features, now, &values);
+    if (!status.ok()) return status;
+    for (size_t k = 0; k < keys.size(); ++k) {
+      for (size_t j = 0; j < columns.size(); ++j) {
+        result.rows[key_rows[k]][columns[j].first] = std::move(values[k * columns.size() + j]);
+      }
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<LookupRequest> LookupRequestFromJson(const rapidjson::Value& body) {
+  if (!body.IsObject()) return absl::InvalidArgumentError("expected a JSON object");
+  LookupRequest request;
+  auto features = body.FindMember("features");
+  if (features == body.MemberEnd() || !features->value.IsArray()) {
+    return absl::InvalidArgumentError("'features' must be an array of \"view:feature\" strings");
+  }
+  for (const rapidjson::Value& f : features->value.GetArray()) {
+    if (!f.IsString()) {
+      return absl::InvalidArgumentError("'features' must be an array of \"view:feature\" strings");
+    }
+    request.features.emplace_back(f.GetString(), f.GetStringLength());
+  }
+  auto entities = body.FindMember("entities");
+  if (entities == body.MemberEnd() || !entities->value.IsArray()) {
+    return absl::InvalidArgumentError(
+        "'entities' must be an array of objects of key fields, e.g. [{\"user_id\": \"u1\"}]");
+  }
+  for (rapidjson::SizeType i = 0; i < entities->value.Size(); ++i) {
+    const rapidjson::Value& e = entities->value[i];
+    if (!e.IsObject()) {
+      return absl::InvalidArgumentError(absl::StrCat("entities[", i, "]: expected an object"));
+    }
+    EntityRow row;
+    for (const auto& member : e.GetObject()) {
+      absl::string_view name(member.name.GetString(), member.name.GetStringLength());
+      absl::StatusOr<std::string> text = KeyText(member.value, name);
+      if (!text.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("entities[", i, "]: ", text.status().message()));
+      }
+      row.emplace_back(std::string(name), std::move(*text));
+    }
+    request.entities.push_back(std::move(row));
+  }
+  auto now = body.FindMember("now");
+  if (now != body.MemberEnd() && !now->value.IsNull()) {
+    int64_t ns = 0;
+    absl::Status status = EventParser::ParseTime(now->value, absl::Seconds(1), &ns);
+    if (!status.ok()) return absl::InvalidArgumentError(absl::StrCat("'now': ", status.message()));
+    request.now = absl::FromUnixNanos(ns);
+  }
+  return request;
+}
+
+std::string ValueToJson(const Value& value) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  WriteValue(w, value);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string LookupResultToJson(const LookupRequest& request, const LookupResult& result) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("features");
+  w.StartArray();
+  for (const std::string& f : result.features) WriteString(w, f);
+  w.EndArray();
+  w.Key("results");
+  w.StartArray();
+  for (size_t r = 0; r < result.rows.size(); ++r) {
+    w.StartObject();
+    w.Key("entity");
+    w.StartObject();
+    if (r < request.entities.size()) {
+      for (const auto& [name, value] : request.entities[r]) {
+        WriteString(w, name);
+        WriteString(w, value);
+      }
+    }
+    w.EndObject();
+    w.Key("values");
+    w.StartArray();
+    for (const FeatureValue& v : result.rows[r]) WriteValue(w, v.value);
+    w.EndArray();
+    w.Key("statuses");
+    w.StartArray();
+    for (const FeatureValue& v : result.rows[r]) WriteString(w, FeatureStatusName(v.status));
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  bool any_error = false;
+  for (const std::string& e : result.feature_errors) any_error |= !e.empty();
+  if (any_error) {
+    w.Key("errors");
+    w.StartObject();
+    for (size_t c = 0; c < result.features.size(); ++c) {
+      if (result.feature_errors[c].empty()) continue;
+      WriteString(w, result.features[c]);
+      WriteString(w, result.feature_errors[c]);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string ViewsToJson(const FeatureRegistry& registry) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  w.StartObject();
+  w.Key("entities");
+  w.StartArray();
+  for (const EntityDef& e : registry.entities()) {
+    w.StartObject();
+    w.Key("name");
+    WriteString(w, e.name);
+    w.Key("keys");
+    w.StartArray();
+    for (const std::string& k : e.keys) WriteString(w, k);
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("sources");
+  w.StartArray();
+  for (const SourceDef& s : registry.sources()) {
+    w.StartObject();
+    w.Key("name");
+    WriteString(w, s.name);
+    w.Key("kind");
+    w.String(s.kind == SourceKind::kPush ? "push" : "redis_stream");
+    if (s.kind == SourceKind::kRedisStream) {
+      w.Key("stream");
+      WriteString(w, s.stream);
+    }
+    w.Key("timestamp");
+    WriteString(w, s.timestamp_field);
+    w.Key("lateness");
+    WriteString(w, FormatFeatureDuration(s.lateness));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("views");
+  w.StartArray();
+  for (const ViewDef& v : registry.views()) {
+    w.StartObject();
+    w.Key("name");
+    WriteString(w, v.name);
+    w.Key("entity");
+    WriteString(w, v.entity);
+    w.Key("keys");
+    w.StartArray();
+    for (const std::string& k : registry.entities()[v.entity_index].keys) WriteString(w, k);
+    w.EndArray();
+    w.Key("source");
+    WriteString(w, v.source);
+    w.Key("ttl");
+    if (v.ttl) {
+      WriteString(w, FormatFeatureDuration(*v.ttl));
+    } else {
+      w.Null();
+    }
+    w.Key("features");
+    w.StartArray();
+    for (const FeatureDef& f : v.features) {
+      w.StartObject();
+      w.Key("name");
+      WriteString(w, f.name);
+      w.Key("type");
+      WriteString(w, f.value_type.Name());
+      if (!f.field.empty()) {
+        w.Key("field");
+        WriteString(w, f.field);
+      }
+      if (f.aggregation) {
+        w.Key("function");
+        WriteString(w, AggFunctionName(f.function));
+        w.Key("window");
+        WriteString(w, FormatFeatureDuration(f.window));
+        w.Key("every");
+        WriteString(w, FormatFeatureDuration(f.every));
+        if (f.function == AggFunction::kLastN) {
+          w.Key("n");
+          w.Int(f.n);
+        }
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace flywheel::features

@@ -1,0 +1,319 @@
+#include "features/tiles.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace flywheel::features {
+namespace {
+
+constexpr uint64_t kIntMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+constexpr uint64_t kIntMin = static_cast<uint64_t>(std::numeric_limits<int64_t>::min());
+const uint64_t kPlusInf = std::bit_cast<uint64_t>(std::numeric_limits<double>::infinity());
+const uint64_t kMinusInf = std::bit_cast<uint64_t>(-std::numeric_limits<double>::infinity());
+
+uint32_t WordsPerTile(const SeriesSpec& s) {
+  switch (s.kind) {
+    case SeriesKind::kLastN:
+      return 1 + 2 * static_cast<uint32_t>(s.n);  // filled, then (time, value) pairs
+    case SeriesKind::kDistinct:
+      return 0;
+    default:
+      return 1;
+  }
+}
+
+// What an empty tile's (first) word holds.
+uint64_t EmptyWord(SeriesKind kind) {
+  switch (kind) {
+    case SeriesKind::kMinInt:
+      return kIntMax;
+    case SeriesKind::kMaxInt:
+      return kIntMin;
+    case SeriesKind::kMinFloat:
+      return kPlusInf;
+    case SeriesKind::kMaxFloat:
+      return kMinusInf;
+    default:
+      return 0;
+  }
+}
+
+// The hash distinct counts: equal values hash equally whatever event they came from.
+uint64_t ValueHash(FieldType type, const FieldValue& value) {
+  switch (type) {
+    case FieldType::kString:
+      return StableHash(value.str);
+    case FieldType::kFloat64: {
+      double d = std::bit_cast<double>(value.bits);
+      return StableHash(std::bit_cast<uint64_t>(d == 0 ? 0.0 : d));  // -0 == 0
+    }
+    case FieldType::kInt64:
+    case FieldType::kBool:
+      break;
+  }
+  return StableHash(value.bits);
+}
+
+}  // namespace
+
+ViewLayout::ViewLayout(const ViewDef& view, const SourceDef& source) : view_name_(view.name) {
+  if (view.effective_ttl) ttl_ns_ = absl::ToInt64Nanoseconds(*view.effective_ttl);
+  int64_t lateness_ns = absl::ToInt64Nanoseconds(source.lateness);
+  int64_t longest_span = 0;
+  for (const FeatureDef& def : view.features) {
+    FeatureSpec spec;
+    spec.function = def.function;
+    spec.aggregation = def.aggregation;
+    spec.type = def.value_type;
+    spec.n = def.n;
+    if (!def.aggregation) {
+      RawSpec raw;
+      raw.field = def.field_index;
+      raw.type = def.field_type;
+      raw.id = StableHash(absl::StrCat("raw|", def.field, "|", FieldTypeName(def.field_type)));
+      spec.raw = static_cast<int>(raws_.size());
+      raws_.push_back(raw);
+      features_.push_back(spec);
+      continue;
+    }
+    spec.every_ns = absl::ToInt64Nanoseconds(def.every);
+    spec.window_tiles = absl::ToInt64Nanoseconds(def.window) / spec.every_ns;
+    longest_span = std::max(longest_span, spec.every_ns * (spec.window_tiles + 1));
+    SeriesSpec s;
+    s.field = def.field_index;
+    s.field_type = def.field_type;
+    s.tile_ns = spec.every_ns;
+    s.tiles = spec.window_tiles + (lateness_ns + spec.every_ns - 1) / spec.every_ns + 1;
+    bool is_float = def.field_type == FieldType::kFloat64;
+    SeriesKind main = SeriesKind::kCount;
+    switch (def.function) {
+      case AggFunction::kCount:
+        main = SeriesKind::kCount;
+        break;
+      case AggFunction::kCountField:
+        main = SeriesKind::kCountField;
+        break;
+      case AggFunction::kSum:
+      case AggFunction::kMean:
+        main = is_float ? SeriesKind::kSumFloat : SeriesKind::kSumInt;
+        break;
+      case AggFunction::kMin:
+        main = is_float ? SeriesKind::kMinFloat : SeriesKind::kMinInt;
+        break;
+      case AggFunction::kMax:
+        main = is_float ? SeriesKind::kMaxFloat : SeriesKind::kMaxInt;
+        break;
+      case AggFunction::kLast:
+      case AggFunction::kLastN:
+        main = SeriesKind::kLastN;
+        s.n = std::max(def.n, 1);
+        break;
+      case AggFunction::kDistinct:
+        main = SeriesKind::kDistinct;
+        s.precision = def.precision;
+        break;
+    }
+    s.kind = main;
+    if (main == SeriesKind::kCount) s.field = -1;
+    s.id =
+        StableHash(absl::StrCat(static_cast<int>(main), "|", def.field, "|",
+                                FieldTypeName(def.field_type), "|", s.tile_ns, "|", s.precision));
+    spec.series = AddSeries(s);
+    if (def.function == AggFunction::kMean || def.function == AggFunction::kMin ||
+        def.function == AggFunction::kMax) {
+      SeriesSpec count = s;
+      count.kind = SeriesKind::kCountField;
+      count.precision = 0;
+      count.id = StableHash(absl::StrCat(static_cast<int>(count.kind), "|", def.field, "|",
+                                         FieldTypeName(def.field_type), "|", s.tile_ns, "|0"));
+      spec.count_series = AddSeries(count);
+    }
+    features_.push_back(spec);
+  }
+  if (ttl_ns_) retention_ns_ = std::max(*ttl_ns_, longest_span);
+  // Offsets once every ring has its final length.
+  for (RawSpec& raw : raws_) {
+    raw.word_offset = num_words_;
+    num_words_ += 2;
+    if (raw.type == FieldType::kString) raw.string_index = num_strings_++;
+  }
+  for (SeriesSpec& s : series_) {
+    s.words_per_tile = WordsPerTile(s);
+    s.word_offset = num_words_;
+    num_words_ += 1 + static_cast<uint32_t>(s.tiles) * s.words_per_tile;
+    if (s.kind == SeriesKind::kLastN && s.field_type == FieldType::kString) {
+      s.string_offset = num_strings_;
+      num_strings_ += static_cast<uint32_t>(s.tiles * s.n);
+    }
+    if (s.kind == SeriesKind::kDistinct) {
+      s.sketch_offset = num_sketches_;
+      num_sketches_ += static_cast<uint32_t>(s.tiles);
+      sketch_precision_.insert(sketch_precision_.end(), s.tiles, s.precision);
+    }
+  }
+}
+
+int ViewLayout::AddSeries(SeriesSpec spec) {
+  for (size_t i = 0; i < series_.size(); ++i) {
+    SeriesSpec& s = series_[i];
+    if (s.id == spec.id) {
+      s.tiles = std::max(s.tiles, spec.tiles);
+      s.n = std::max(s.n, spec.n);
+      return static_cast<int>(i);
+    }
+  }
+  series_.push_back(spec);
+  return static_cast<int>(series_.size() - 1);
+}
+
+void ViewLayout::Init(ViewState* state) const {
+  state->last_ts = kNoTime;
+  state->dirty = false;
+  state->words.assign(num_words_, 0);
+  state->strings.assign(num_strings_, std::string());
+  state->sketches.clear();
+  state->sketches.reserve(num_sketches_);
+  for (int p : sketch_precision_) state->sketches.emplace_back(p);
+  for (const RawSpec& raw : raws_) state->words[raw.word_offset] = static_cast<uint64_t>(kNoTime);
+  for (const SeriesSpec& s : series_) {
+    state->words[s.word_offset] = static_cast<uint64_t>(kNoTime);
+    uint64_t empty = EmptyWord(s.kind);
+    if (empty != 0) {
+      for (int64_t t = 0; t < s.tiles; ++t) {
+        state->words[s.word_offset + 1 + t * s.words_per_tile] = empty;
+      }
+    }
+  }
+}
+
+void ViewLayout::ClearTile(ViewState& state, const SeriesSpec& s, int64_t tile) {
+  int64_t slot = FloorMod(tile, s.tiles);
+  if (s.kind == SeriesKind::kDistinct) {
+    state.sketches[s.sketch_offset + slot].Clear();
+    return;
+  }
+  // kLastN: resetting `filled` is enough; stale pairs beyond it are never read.
+  state.words[s.word_offset + 1 + slot * s.words_per_tile] = EmptyWord(s.kind);
+}
+
+bool ViewLayout::TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t tile) {
+  int64_t slot = FloorMod(tile, s.tiles);
+  if (s.kind == SeriesKind::kDistinct) return state.sketches[s.sketch_offset + slot].empty();
+  return state.words[s.word_offset + 1 + slot * s.words_per_tile] == EmptyWord(s.kind);
+}
+
+void ViewLayout::Add(ViewState& state, int64_t ts, const FieldValue* fields) const {
+  state.last_ts = std::max(state.last_ts, ts);
+  state.dirty = true;
+  for (const RawSpec& raw : raws_) {
+    const FieldValue& value = fields[raw.field];
+    if (!value.present) continue;
+    int64_t& raw_ts = reinterpret_cast<int64_t&>(state.words[raw.word_offset]);
+    // Equal times: the event that arrived last wins, as in a replay in arrival order.
+    if (ts < raw_ts) continue;
+    raw_ts = ts;
+    state.words[raw.word_offset + 1] = value.bits;
+    if (raw.type == FieldType::kString)
+      state.strings[raw.string_index].assign(value.str.data(), value.str.size());
+  }
+  static const FieldValue kNoField;
+  for (const SeriesSpec& s : series_) {
+    const FieldValue& value = s.field >= 0 ? fields[s.field] : kNoField;
+    if (s.field >= 0 && !value.present) continue;
+    int64_t tile = FloorDiv(ts, s.tile_ns);
+    int64_t& head = reinterpret_cast<int64_t&>(state.words[s.word_offset]);
+    if (head == kNoTime) {
+      head = tile;
+    } else if (tile > head) {
+      if (tile - head >= s.tiles) {
+        for (int64_t t = 0; t < s.tiles; ++t) ClearTile(state, s, t);
+      } else {
+        for (int64_t t = head + 1; t <= tile; ++t) ClearTile(state, s, t);
+      }
+      head = tile;
+    } else if (tile < OldestTile(s, head)) {
+      // Older than the ring: the watermark keeps accepted events out of here.
+      continue;
+    }
+    AddToTile(state, s, tile, ts, value);
+  }
+}
+
+void ViewLayout::AddToTile(ViewState& state, const SeriesSpec& s, int64_t tile, int64_t ts,
+                           const FieldValue& value) {
+  int64_t slot = FloorMod(tile, s.tiles);
+  uint64_t* w = &state.words[s.word_offset + 1 + slot * s.words_per_tile];
+  switch (s.kind) {
+    case SeriesKind::kCount:
+    case SeriesKind::kCountField:
+      *w += 1;
+      return;
+    case SeriesKind::kSumInt:
+      *w += value.bits;  // wraps like two's complement instead of overflowing
+      return;
+    case SeriesKind::kSumFloat:
+      *w = std::bit_cast<uint64_t>(std::bit_cast<double>(*w) + std::bit_cast<double>(value.bits));
+      return;
+    case SeriesKind::kMinInt:
+      *w = static_cast<uint64_t>(
+          std::min(static_cast<int64_t>(*w), static_cast<int64_t>(value.bits)));
+      return;
+    case SeriesKind::kMaxInt:
+      *w = static_cast<uint64_t>(
+          std::max(static_cast<int64_t>(*w), static_cast<int64_t>(value.bits)));
+      return;
+    case SeriesKind::kMinFloat:
+      *w = std::bit_cast<uint64_t>(
+          std::min(std::bit_cast<double>(*w), std::bit_cast<double>(value.bits)));
+      return;
+    case SeriesKind::kMaxFloat:
+      *w = std::bit_cast<uint64_t>(
+          std::max(std::bit_cast<double>(*w), std::bit_cast<double>(value.bits)));
+      return;
+    case SeriesKind::kDistinct:
+      state.sketches[s.sketch_offset + slot].Add(ValueHash(s.field_type, value));
+      return;
+    case SeriesKind::kLastN:
+      break;
+  }
+  // Pairs are sorted oldest first; an equal time goes after the ones already there (it arrived
+  // later, so it counts as newer).
+  const int n = s.n;
+  int filled = static_cast<int>(w[0]);
+  int64_t* pairs = reinterpret_cast<int64_t*>(w + 1);
+  int pos = filled;
+  while (pos > 0 && pairs[2 * (pos - 1)] > ts) --pos;
+  std::string* strs =
+      s.field_type == FieldType::kString ? &state.strings[s.string_offset + slot * n] : nullptr;
+  if (filled < n) {
+    for (int i = filled; i > pos; --i) {
+      pairs[2 * i] = pairs[2 * i - 2];
+      pairs[2 * i + 1] = pairs[2 * i - 1];
+      if (strs) std::swap(strs[i], strs[i - 1]);
+    }
+    w[0] = static_cast<uint64_t>(filled + 1);
+  } else {
+    if (pos == 0) return;  // older than the n kept
+    --pos;
+    for (int i = 0; i < pos; ++i) {
+      pairs[2 * i] = pairs[2 * i + 2];
+      pairs[2 * i + 1] = pairs[2 * i + 3];
+      if (strs) std::swap(strs[i], strs[i + 1]);
+    }
+  }
+  pairs[2 * pos] = ts;
+  pairs[2 * pos + 1] = static_cast<int64_t>(value.bits);
+  if (strs) strs[pos].assign(value.str.data(), value.str.size());
+}
+
+bool ViewLayout::Expired(const ViewState& state, int64_t watermark) const {
+  if (!ttl_ns_) return false;
+  if (state.last_ts == kNoTime || watermark == kNoTime) return state.last_ts == kNoTime;
+  return watermark - state.last_ts > retention_ns_;
+}
+
+}  // namespace flywheel::features
