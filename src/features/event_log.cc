@@ -179,7 +179,17 @@ absl::Status EventLog::WriteFrame(File& file, absl::string_view frame) {
 absl::Status EventLog::Append(absl::string_view source, absl::Span<const LoggedEvent> events) {
   FW_RETURN_IF_ERROR(event_log_internal::ValidateSource(source));
   if (events.empty()) return absl::OkStatus();
+  // Four-digit years keep the day folders' names (and their sort order) what the reader expects.
+  static const absl::Time kEarliest =
+      absl::FromCivil(absl::CivilDay(1000, 1, 1), absl::UTCTimeZone());
+  static const absl::Time kLatest =
+      absl::FromCivil(absl::CivilDay(10000, 1, 1), absl::UTCTimeZone());
   for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].time < kEarliest || events[i].time >= kLatest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "event log source '", source, "': event ", i, " of ", events.size(), " has time ",
+          absl::FormatTime(events[i].time, absl::UTCTimeZone()), ", outside the years 1000..9999"));
+    }
     if (events[i].json.find_first_not_of(" \t\r\n") == std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat("event log source '", source, "': event ", i,
                                                      " of ", events.size(), " has no JSON text"));

@@ -49,7 +49,8 @@ class EventLog {
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  // Appends the events of one source (letters, digits, '_', '-', '.'; not starting with '.').
+  // Appends the events of one source (letters, digits, '_', '-', '.'; not starting with '.'),
+  // each with a time in the years 1000..9999 and non-blank JSON text; a bad one fails the batch.
   // Thread-safe; concurrent appends share their fsyncs. On OK every event is written (and synced
   // when options.sync); on error none of the events of a failed hour file was kept.
   absl::Status Append(absl::string_view source, absl::Span<const LoggedEvent> events);

@@ -210,6 +210,9 @@ TEST_F(EventLogTest, ExplainsBadInput) {
   EXPECT_THAT(empty.message(), HasSubstr("event 1 of 2"));
   EXPECT_TRUE(ReadAll({"s"}).empty());  // nothing of the rejected batch was written
   EXPECT_TRUE(log->Append("s", {}).ok());
+  auto far = log->Append("s", {{absl::InfiniteFuture(), "{}"}});
+  EXPECT_EQ(far.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(far.message(), HasSubstr("outside the years"));
 
   EventLogOptions bad;
   bad.dir = dir_;

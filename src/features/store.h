@@ -21,7 +21,8 @@ namespace flywheel::features {
 
 // Everything in one batch becomes durable together or not at all: the state a stream produced
 // and the stream position it was read up to are committed in the same batch, so a crash and a
-// restart neither lose nor double-count an event.
+// restart neither lose nor double-count an event. Puts apply before deletes (a key in both ends up
+// deleted); of two puts of one key the later wins.
 struct WriteBatch {
   // (key, value) pairs to store. A key is `<view>\x1f<entity key>` (see StateKey).
   std::vector<std::pair<std::string, std::string>> puts;
@@ -62,6 +63,8 @@ std::string StateKey(absl::string_view view, absl::string_view entity_key);
 
 // Opens a store from a URL: `redis://host:port[/db]` or `rocksdb:PATH` (a plain path means
 // RocksDB too). The RocksDB folder is created when missing. Errors name the URL and the cause.
+// Options: `redis://...?prefix=NS&pool=N&timeout_ms=N&connect_timeout_ms=N` (redis_store.h),
+// `rocksdb:PATH?sync=true&cache_mb=N` (rocksdb_store.h).
 absl::StatusOr<std::unique_ptr<OnlineStore>> OpenOnlineStore(absl::string_view url);
 
 }  // namespace flywheel::features

@@ -109,10 +109,10 @@ TEST_F(StreamReaderTest, BlockingReadWakesOnANewEntry) {
 TEST_F(StreamReaderTest, BlockingReadTimesOutEmpty) {
   // A block longer than the command timeout is fine: the socket waits for the block too.
   RedisOptions options = server_->options();
-  options.command_timeout = absl::Milliseconds(50);
+  options.command_timeout = absl::Milliseconds(500);
   auto reader = StreamReader::Open(options);
   ASSERT_TRUE(reader.ok());
-  auto read = (*reader)->Read(stream_, "0", 10, absl::Milliseconds(200));
+  auto read = (*reader)->Read(stream_, "0", 10, absl::Milliseconds(1500));
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_TRUE(read->empty());
 }
