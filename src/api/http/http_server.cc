@@ -62,11 +62,17 @@ http::TransportOptions TransportOptionsFrom(const HttpOptions& o) {
 }  // namespace
 
 struct HttpServer::Impl {
-  explicit Impl(int io_threads) : io(io_threads), work(net::make_work_guard(io)), blocking(2) {}
+  explicit Impl(int io_threads) : blocking(2) {
+    for (int i = 0; i < io_threads; ++i) {
+      // Concurrency hint 1: each context is run by one thread (other threads only post to it).
+      contexts.push_back(std::make_unique<net::io_context>(1));
+      work.push_back(net::make_work_guard(*contexts.back()));
+    }
+  }
 
-  // Destroyed last: everything below is bound to it.
-  net::io_context io;
-  net::executor_work_guard<net::io_context::executor_type> work;
+  // Destroyed last: everything below is bound to them. One per I/O thread.
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   // Calls that wait (model load and unload).
   net::thread_pool blocking;
   std::shared_ptr<http::Transport> transport;
@@ -84,8 +90,10 @@ struct HttpServer::Impl {
           absl::StrCat("io_threads must be at least 1, got ", options.io_threads));
     }
     auto impl = std::make_unique<Impl>(options.io_threads);
-    impl->transport =
-        std::make_shared<http::Transport>(impl->io, TransportOptionsFrom(options), make(*impl));
+    std::vector<net::io_context*> contexts;
+    for (auto& io : impl->contexts) contexts.push_back(io.get());
+    impl->transport = std::make_shared<http::Transport>(std::move(contexts),
+                                                        TransportOptionsFrom(options), make(*impl));
     auto port = impl->transport->Listen(options.bind, options.port);
     if (!port.ok()) {
       impl->transport->Close();
@@ -94,8 +102,8 @@ struct HttpServer::Impl {
     impl->transport->StartAccepting();
     impl->running = options.io_threads;
     for (int i = 0; i < options.io_threads; ++i) {
-      impl->threads.emplace_back([self = impl.get()] {
-        self->io.run();
+      impl->threads.emplace_back([self = impl.get(), io = impl->contexts[i].get()] {
+        io->run();
         std::lock_guard<std::mutex> lock(self->running_mu);
         if (--self->running == 0) self->running_cv.notify_all();
       });
@@ -131,7 +139,7 @@ bool HttpServer::FinishReplies(int64_t timeout_ms) {
   impl_->transport->StopAccepting();
   // Without the work guard, run() returns once the last connection has written its reply and
   // closed; what is still pending after the timeout is dropped by Shutdown.
-  impl_->work.reset();
+  for (auto& guard : impl_->work) guard.reset();
   std::unique_lock<std::mutex> lock(impl_->running_mu);
   return impl_->running_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms),
                                     [this] { return impl_->running == 0; });
@@ -141,8 +149,8 @@ void HttpServer::Shutdown() {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
   impl_->transport->StopAccepting();
-  impl_->work.reset();
-  impl_->io.stop();
+  for (auto& guard : impl_->work) guard.reset();
+  for (auto& io : impl_->contexts) io->stop();
   for (std::thread& t : impl_->threads) t.join();
   impl_->threads.clear();
   // From here on late replies are dropped and no connection outlives the io_context.

@@ -13,11 +13,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "api/http/v2_json.h"
+#include "boost/asio/basic_stream_socket.hpp"
+#include "boost/asio/basic_waitable_timer.hpp"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
-#include "boost/asio/strand.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
-#include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/http/empty_body.hpp"
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
@@ -28,33 +28,42 @@ namespace flywheel::api::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
+// Each io_context runs on one thread: a connection's handlers never run concurrently, so the
+// concrete executor type replaces strands and the type-erased executor (both allocate and lock).
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Clock = std::chrono::steady_clock;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, std::shared_ptr<Transport> transport)
-      : stream_(std::move(socket)),
+  Connection(Socket socket, std::shared_ptr<Transport> transport)
+      : socket_(std::move(socket)),
         transport_(std::move(transport)),
         options_(transport_->options()),
+        timer_(socket_.get_executor()),
+        tick_(Ms(std::max(1, std::min({options_.header_timeout_ms, options_.body_timeout_ms,
+                                       options_.idle_timeout_ms, kMaxLingerMs})))),
         // The read buffer holds at most a header or one read's worth of body at a time.
         buffer_(options_.max_header_bytes + (64 << 10)) {}
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      self->ArmTimer();
+      self->ReadHeader();
+    });
   }
 
   // StopAccepting: a connection waiting for its next request closes now; a busy one closes
   // after its reply (the reply says Connection: close).
   void CloseIfIdle() {
     if (state_ == State::kIdle) {
-      beast::error_code ec;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      stream_.close();
+      CloseSocket();
     }
   }
 
   void Send(Reply reply) { Write(std::move(reply), /*close=*/false); }
 
-  net::any_io_executor executor() { return stream_.get_executor(); }
+  Executor executor() { return socket_.get_executor(); }
 
  private:
   enum class State { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
@@ -63,12 +72,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   static std::chrono::milliseconds Ms(int ms) { return std::chrono::milliseconds(ms); }
 
-  // Between requests: wait for the first byte of the next one under the idle timeout.
+  // Timeouts. Each phase (idle, header, body, write) sets a deadline; one timer per connection
+  // checks it. The timer never fires later than `tick_` (the shortest timeout) after it was
+  // armed, so it is at or before any deadline set meanwhile, and it is re-armed only when it
+  // fires: a request costs two clock reads, not timer operations and syscalls.
+  void SetDeadline(int ms) { deadline_ = Clock::now() + Ms(ms); }
+  void ClearDeadline() { deadline_ = Clock::time_point::max(); }
+
+  void ArmTimer() {
+    const Clock::time_point now = Clock::now();
+    timer_.expires_at(deadline_ - now < tick_ ? deadline_ : now + tick_);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->state_ == State::kClosed) return;  // Finish cancelled it
+      if (Clock::now() < self->deadline_) return self->ArmTimer();
+      // The pending read or write fails with operation_aborted and finishes the connection.
+      self->CloseSocket();
+    });
+  }
+
+  void CloseSocket() {
+    beast::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+  }
+
+  // Between requests: wait for the first byte of the next one under the idle timeout. (Waiting
+  // for readiness instead costs an epoll_ctl to re-arm the edge-triggered descriptor: no better
+  // than the read that fails with EAGAIN here.)
   void WaitForRequest() {
     if (buffer_.size() > 0) return ReadHeader();
     state_ = State::kIdle;
-    stream_.expires_after(Ms(options_.idle_timeout_ms));
-    stream_.async_read_some(buffer_.prepare(4096),
+    SetDeadline(options_.idle_timeout_ms);
+    socket_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (ec) return self->Finish();
                               self->buffer_.commit(n);
@@ -81,9 +116,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
     parser_->body_limit(options_.max_request_bytes);
-    stream_.expires_after(Ms(options_.header_timeout_ms));
+    SetDeadline(options_.header_timeout_ms);
     bhttp::async_read_header(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
@@ -97,8 +132,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                "100-continue")) {
       // Clients such as curl wait for this before sending a large body.
       continue_.emplace(bhttp::status::continue_, version_);
-      stream_.expires_after(Ms(options_.body_timeout_ms));
-      bhttp::async_write(stream_, *continue_,
+      SetDeadline(options_.body_timeout_ms);
+      bhttp::async_write(socket_, *continue_,
                          [self = shared_from_this()](beast::error_code ec, size_t) {
                            if (ec) return self->Finish();
                            self->ReadBody();
@@ -110,8 +145,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void ReadBody() {
     if (parser_->is_done()) return Dispatch();
-    stream_.expires_after(Ms(options_.body_timeout_ms));
-    bhttp::async_read(stream_, buffer_, *parser_,
+    SetDeadline(options_.body_timeout_ms);
+    bhttp::async_read(socket_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return self->OnReadError(ec);
                         self->Dispatch();
@@ -149,7 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Request request = parser_->release();
     parser_.reset();
     // No timer while the handler works: a slow model is not the client's fault.
-    stream_.expires_never();
+    ClearDeadline();
     // The reply may come from another thread after the server is gone: hold nothing alive.
     std::weak_ptr<Connection> weak = weak_from_this();
     std::weak_ptr<Transport> transport = transport_;
@@ -174,8 +209,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res.body() = std::move(reply.body);
     res.keep_alive(keep);
     res.prepare_payload();
-    stream_.expires_after(Ms(options_.body_timeout_ms));
-    bhttp::async_write(stream_, res,
+    SetDeadline(options_.body_timeout_ms);
+    bhttp::async_write(socket_, res,
                        [self = shared_from_this(), keep, close](beast::error_code ec, size_t) {
                          self->response_.reset();
                          if (ec) return self->Finish();
@@ -190,14 +225,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Linger() {
     state_ = State::kLingering;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(Ms(std::min(options_.body_timeout_ms, kMaxLingerMs)));
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    SetDeadline(std::min(options_.body_timeout_ms, kMaxLingerMs));
     Discard();
   }
 
   void Discard() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(64 << 10),
+    socket_.async_read_some(buffer_.prepare(64 << 10),
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) return self->Finish();
                               self->Discard();
@@ -207,15 +242,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Finish() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    CloseSocket();
+    timer_.cancel();
     transport_->Remove(this);
   }
 
-  beast::tcp_stream stream_;
+  Socket socket_;
   std::shared_ptr<Transport> transport_;
   const TransportOptions& options_;
+  net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Executor> timer_;
+  const Clock::duration tick_;
+  Clock::time_point deadline_ = Clock::time_point::max();
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<RequestBody>> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
@@ -225,13 +262,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = false;
 };
 
-Transport::Transport(net::io_context& io, TransportOptions options,
+Transport::Transport(std::vector<net::io_context*> contexts, TransportOptions options,
                      std::shared_ptr<Handler> handler)
-    : io_(io),
+    : contexts_(std::move(contexts)),
       options_(options),
       handler_(std::move(handler)),
-      acceptor_(std::in_place, net::make_strand(io)),
+      acceptor_(std::in_place, *contexts_.front()),
       accept_retry_(std::in_place, acceptor_->get_executor()) {}
+
+net::io_context& Transport::NextContext() {
+  net::io_context& io = *contexts_[next_context_];
+  next_context_ = (next_context_ + 1) % contexts_.size();
+  return io;
+}
 
 absl::StatusOr<int> Transport::Listen(const std::string& address, int port) {
   beast::error_code ec;
@@ -254,8 +297,8 @@ void Transport::StartAccepting() {
 }
 
 void Transport::Accept() {
-  acceptor_->async_accept(net::make_strand(io_),
-                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+  acceptor_->async_accept(NextContext(),
+                          [self = shared_from_this()](beast::error_code ec, Socket socket) {
                             if (ec == net::error::operation_aborted || !self->acceptor_->is_open())
                               return;
                             if (ec) {

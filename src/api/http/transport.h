@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -35,8 +37,12 @@ class Connection;
 // from other threads after the server is gone.
 class Transport : public std::enable_shared_from_this<Transport> {
  public:
-  Transport(boost::asio::io_context& io, TransportOptions options,
+  // `contexts`: one io_context per I/O thread, each run by exactly one thread, so a connection
+  // needs no strand. The acceptor lives on the first; connections are spread round-robin.
+  Transport(std::vector<boost::asio::io_context*> contexts, TransportOptions options,
             std::shared_ptr<Handler> handler);
+  Transport(boost::asio::io_context& io, TransportOptions options, std::shared_ptr<Handler> handler)
+      : Transport(std::vector<boost::asio::io_context*>{&io}, options, std::move(handler)) {}
 
   // Binds and listens; port 0 picks a free one.
   absl::StatusOr<int> Listen(const std::string& address, int port);
@@ -61,7 +67,10 @@ class Transport : public std::enable_shared_from_this<Transport> {
  private:
   void Accept();
 
-  boost::asio::io_context& io_;
+  boost::asio::io_context& NextContext();
+
+  std::vector<boost::asio::io_context*> contexts_;
+  size_t next_context_ = 0;  // used by the acceptor's thread only
   TransportOptions options_;
   std::shared_ptr<Handler> handler_;
   // Reset by Close: nothing bound to the io_context may outlive it.
