@@ -192,6 +192,9 @@ void Core::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
 
   absl::Status status;
   FailureKind kind = FailureKind::kRejected;
+  // Once the lock is released the request may be answered, and its callback may drop the last
+  // reference to the scheduler: this one keeps the core alive until the notify below.
+  std::shared_ptr<Core> self = shared_from_this();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
@@ -204,13 +207,11 @@ void Core::Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) {
       if (status.ok()) {
         pending_.fetch_add(1, std::memory_order_relaxed);
         stats_->pending.fetch_add(1, std::memory_order_relaxed);
-        // Notified under the lock: once it is released the request may be answered, and its
-        // callback may destroy the scheduler, so nothing here touches it afterwards.
-        work_cv_.notify_one();
       }
     }
   }
-  if (status.ok()) return;
+  // Notified after unlocking, so the woken thread does not block again on the mutex.
+  if (status.ok()) return work_cv_.notify_one();
   RejectNow(q.done, start, status, kind);
 }
 
