@@ -113,9 +113,12 @@ absl::Status CheckInput(const std::string& model, int max_batch_size, const IOSp
         model, spec.name,
         absl::StrCat("expected ", Declared(spec, batched), ", got ", t.DebugString()));
   }
-  absl::StatusOr<Shape> checked =
-      Shape::Checked(t.shape().dims(), absl::StrCat("model '", model, "' input '", spec.name, "'"));
-  if (!checked.ok()) return checked.status();
+  // The error's context is built only for a shape that fails (this runs on every request).
+  if (!Shape::Checked(t.shape().dims(), "").ok()) {
+    return Shape::Checked(t.shape().dims(),
+                          absl::StrCat("model '", model, "' input '", spec.name, "'"))
+        .status();
+  }
   if (batched) {
     const int64_t batch = t.dim(0);
     if (batch < 1 || batch > max_batch_size) {

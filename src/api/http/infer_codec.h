@@ -5,7 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,7 +51,8 @@ struct EncodedInferResponse {
   size_t binary_size = 0;
   // What the chunks point into.
   std::vector<Tensor> tensors;
-  std::deque<std::string> strings;
+  // A list: its elements never move, and an empty one allocates nothing (unlike std::deque).
+  std::list<std::string> strings;
 
   bool has_binary() const { return !binary.empty(); }
   // JSON and binary sections in one string (tests and small responses).

@@ -280,7 +280,11 @@ absl::Status DecodeInferRequest(const char* body, size_t body_size, std::optiona
                    body_size, " bytes");
   }
   if (header_size == 0) return Invalid("the request body has no JSON");
-  rj::Document doc;
+  // The parsed values live in a per-thread buffer (the document dies before this returns); a
+  // request larger than it spills into heap chunks that the pool frees.
+  thread_local char value_buffer[16 << 10];
+  rj::MemoryPoolAllocator<> values(value_buffer, sizeof(value_buffer));
+  rj::Document doc(&values);
   FW_RETURN_IF_ERROR(ParseJson(body, header_size, &doc));
   if (!doc.IsObject()) {
     return Invalid("the request body must be a JSON object, got ", JsonTypeName(doc));

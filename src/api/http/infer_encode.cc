@@ -9,14 +9,27 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/http/infer_codec.h"
-#include "rapidjson/stringbuffer.h"
+#include "rapidjson/allocators.h"
 #include "rapidjson/writer.h"
 
 namespace flywheel::api::http {
 namespace {
 
 namespace rj = rapidjson;
-using Writer = rj::Writer<rj::StringBuffer>;
+
+// A RapidJSON output stream that appends to a std::string, so the JSON is written once, straight
+// into the buffer the reply sends.
+class StringSink {
+ public:
+  using Ch = char;
+  explicit StringSink(std::string& out) : out_(out) {}
+  void Put(char c) { out_.push_back(c); }
+  void Flush() {}
+
+ private:
+  std::string& out_;
+};
+using Writer = rj::Writer<StringSink, rj::UTF8<>, rj::UTF8<>, rj::MemoryPoolAllocator<>>;
 
 // True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF),
 // i.e. when it can go into a JSON string unchanged.
@@ -201,9 +214,15 @@ std::string EncodedInferResponse::Flatten() const {
 absl::StatusOr<EncodedInferResponse> EncodeInferResponse(const serving::InferResponse& response,
                                                          const InferEncodeOptions& options) {
   EncodedInferResponse out;
-  rj::StringBuffer sb;
-  Writer w(sb);
-  std::string scratch;
+  // Room for the envelope and typical small outputs; larger ones grow the string as needed.
+  out.json.reserve(256);
+  StringSink sink(out.json);
+  // The writer's nesting stack lives in this buffer: no allocation for it.
+  char stack_buffer[1024];
+  rj::MemoryPoolAllocator<> stack_allocator(stack_buffer, sizeof(stack_buffer));
+  Writer w(sink, &stack_allocator);
+  // Numeric data is formatted here first (RawValue); kept per thread so it is allocated once.
+  thread_local std::string scratch;
   w.StartObject();
   WriteKey(w, "model_name");
   WriteString(w, response.model_name);
@@ -274,7 +293,6 @@ absl::StatusOr<EncodedInferResponse> EncodeInferResponse(const serving::InferRes
   }
   w.EndArray();
   w.EndObject();
-  out.json.assign(sb.GetString(), sb.GetSize());
   return out;
 }
 

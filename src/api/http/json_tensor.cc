@@ -186,7 +186,11 @@ absl::Status ParseJson(const char* data, size_t size, rj::Document* doc) {
   ExactNumbers handler(*doc);
   auto generate = [&](rj::Document&) {
     rj::MemoryStream stream(data, size);
-    rj::Reader reader;
+    // The reader's stack starts in this buffer and spills to the heap only for deep nesting.
+    char stack_buffer[1024];
+    rj::MemoryPoolAllocator<> stack_allocator(stack_buffer, sizeof(stack_buffer));
+    rj::GenericReader<rj::UTF8<>, rj::UTF8<>, rj::MemoryPoolAllocator<>> reader(&stack_allocator,
+                                                                                256);
     parsed = reader.Parse<kParseFlags>(stream, handler);
     return !parsed.IsError();
   };

@@ -1,5 +1,7 @@
 #include "api/http/url_path.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -49,6 +51,7 @@ absl::StatusOr<std::vector<std::string>> SplitPath(absl::string_view target) {
   if (!path.empty() && path.back() == '/') path.remove_suffix(1);
   std::vector<std::string> segments;
   if (path.empty()) return segments;
+  segments.reserve(std::count(path.begin(), path.end(), '/') + 1);
   for (absl::string_view raw : absl::StrSplit(path, '/')) {
     auto decoded = Decode(raw);
     if (!decoded.ok()) return decoded.status();
