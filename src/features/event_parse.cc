@@ -150,6 +150,24 @@ absl::Status EventParser::ParseTimeText(absl::string_view text, absl::Duration u
     *time_ns = i * unit_ns;
     return absl::OkStatus();
   }
+  // "1700000000.123456789": whole and fraction in integers, exact to the nanosecond.
+  size_t dot = text.find('.');
+  int64_t whole = 0, frac = 0;
+  if (dot != absl::string_view::npos && dot > 0 && dot + 1 < text.size() &&
+      text.size() - dot - 1 <= 18 && absl::ascii_isdigit(text[0]) &&
+      absl::SimpleAtoi(text.substr(0, dot), &whole) &&
+      absl::SimpleAtoi(text.substr(dot + 1), &frac) && text[dot + 1] != '+' &&
+      text[dot + 1] != '-' && whole <= kMaxTime / unit_ns) {
+    int64_t scale = 1;
+    for (size_t i = dot + 1; i < text.size(); ++i) scale *= 10;
+    // frac / scale of a unit, in nanoseconds: split so the product cannot overflow.
+    int64_t ns = whole * unit_ns + (frac / scale) * unit_ns +
+                 static_cast<int64_t>(static_cast<__int128>(frac % scale) * unit_ns / scale);
+    if (ns < kMaxTime) {
+      *time_ns = ns;
+      return absl::OkStatus();
+    }
+  }
   if (absl::SimpleAtod(text, &d)) {
     double ns = d * static_cast<double>(unit_ns);
     if (!(ns >= 0 && ns < static_cast<double>(kMaxTime))) {

@@ -196,6 +196,7 @@ absl::Status DecodeState(const ViewLayout& layout, absl::string_view in, ViewSta
   }
   uint64_t series = 0;
   if (!ReadVarint(&in, &series)) return corrupt("series count");
+  std::vector<bool> found(layout.series().size(), false);
   for (uint64_t i = 0; i < series; ++i) {
     uint64_t id = 0, tiles = 0;
     int64_t head = 0;
@@ -208,8 +209,10 @@ absl::Status DecodeState(const ViewLayout& layout, absl::string_view in, ViewSta
       return corrupt("series header");
     }
     const SeriesSpec* target = nullptr;
-    for (const SeriesSpec& s : layout.series()) {
-      if (s.id == id && s.kind == kind) target = &s;
+    for (size_t s = 0; s < layout.series().size(); ++s) {
+      if (layout.series()[s].id != id || layout.series()[s].kind != kind) continue;
+      target = &layout.series()[s];
+      found[s] = true;
     }
     if (target) state->words[target->word_offset] = static_cast<uint64_t>(head);
     for (uint64_t t = 0; t < tiles; ++t) {
@@ -226,6 +229,14 @@ absl::Status DecodeState(const ViewLayout& layout, absl::string_view in, ViewSta
     }
   }
   if (!in.empty()) return corrupt("trailing bytes");
+  // mean, min and max read two series together (values and the field's count). When the
+  // definitions changed so that only one of them was stored, their tiles disagree: start both
+  // empty rather than show a mean over counts without sums.
+  for (const FeatureSpec& f : layout.features()) {
+    if (f.count_series < 0 || found[f.series] == found[f.count_series]) continue;
+    ViewLayout::ResetSeries(*state, layout.series()[f.series]);
+    ViewLayout::ResetSeries(*state, layout.series()[f.count_series]);
+  }
   state->dirty = false;
   return absl::OkStatus();
 }

@@ -200,6 +200,11 @@ void ViewLayout::ClearTile(ViewState& state, const SeriesSpec& s, int64_t tile) 
   state.words[s.word_offset + 1 + slot * s.words_per_tile] = EmptyWord(s.kind);
 }
 
+void ViewLayout::ResetSeries(ViewState& state, const SeriesSpec& s) {
+  state.words[s.word_offset] = static_cast<uint64_t>(kNoTime);
+  for (int64_t t = 0; t < s.tiles; ++t) ClearTile(state, s, t);
+}
+
 bool ViewLayout::TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t tile) {
   int64_t slot = FloorMod(tile, s.tiles);
   if (s.kind == SeriesKind::kDistinct) return state.sketches[s.sketch_offset + slot].empty();

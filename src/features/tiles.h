@@ -125,6 +125,8 @@ class ViewLayout {
   }
   // Empties a tile (absolute index) of a series.
   static void ClearTile(ViewState& state, const SeriesSpec& s, int64_t tile);
+  // Empties a whole series: no head, every tile empty.
+  static void ResetSeries(ViewState& state, const SeriesSpec& s);
   // Whether a tile (absolute index) holds nothing.
   static bool TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t tile);
 
