@@ -118,10 +118,11 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl, int port)
 HttpServer::~HttpServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartInference(const HttpOptions& options,
-                                                                       serving::Server* server) {
+                                                                       serving::Server* server,
+                                                                       HttpRoutes routes) {
   return Impl::Start(options, [&](Impl& impl) {
-    return std::make_shared<http::InferenceHandler>(server, options.admin_token,
-                                                    options.max_request_bytes, &impl.blocking);
+    return std::make_shared<http::InferenceHandler>(
+        server, options.admin_token, options.max_request_bytes, &impl.blocking, std::move(routes));
   });
 }
 

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -36,14 +38,20 @@ struct HttpOptions {
 };
 
 namespace http {
+class Handler;
 class Transport;
 }  // namespace http
+
+// More endpoint families on the inference port, each under `/v1/<prefix>/...` (e.g. "features",
+// "monitor"): the handler gets every request whose path starts so.
+using HttpRoutes = std::vector<std::pair<std::string, std::shared_ptr<http::Handler>>>;
 
 class HttpServer {
  public:
   // KServe v2 endpoints on options.port, answered by `server`, which must outlive this object.
   static absl::StatusOr<std::unique_ptr<HttpServer>> StartInference(const HttpOptions& options,
-                                                                    serving::Server* server);
+                                                                    serving::Server* server,
+                                                                    HttpRoutes routes = {});
   // GET /metrics in Prometheus text format (version 0.0.4) from `registry`, which must outlive
   // this object.
   static absl::StatusOr<std::unique_ptr<HttpServer>> StartMetrics(const HttpOptions& options,

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "api/http/http_message.h"
+#include "api/http/v2_json.h"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/http/read.hpp"
@@ -58,7 +60,7 @@ class HttpServerTest : public ::testing::Test {
     fs::remove_all(repo_);
   }
 
-  void Start(std::string admin_token = "") {
+  void Start(std::string admin_token = "", HttpRoutes routes = {}) {
     serving::ServerOptions options;
     options.model_repositories = {repo_.string()};
     options.control_mode = serving::ModelControlMode::kExplicit;
@@ -71,7 +73,7 @@ class HttpServerTest : public ::testing::Test {
     http.port = 0;
     http.max_request_bytes = 1 << 20;
     http.admin_token = std::move(admin_token);
-    auto started = HttpServer::StartInference(http, server_.get());
+    auto started = HttpServer::StartInference(http, server_.get(), std::move(routes));
     ASSERT_TRUE(started.ok()) << started.status();
     http_ = *std::move(started);
     stream_.emplace(io_);
@@ -379,6 +381,24 @@ TEST_F(HttpServerTest, AdminTokenGuardsTheRepositoryApi) {
   EXPECT_EQ(Get("/v2/models/simple/ready").status, 200);
   EXPECT_EQ(Post("/v2/repository/index", "", {{"Authorization", "Bearer s3cret"}}).status, 200);
   // Inference needs no token.
+  EXPECT_EQ(Post("/v2/models/simple/infer", AddSubJson()).status, 200);
+}
+
+// A /v1/<prefix> route gets every request under its prefix; other paths stay with KServe v2.
+class EchoRoute : public http::Handler {
+ public:
+  void Handle(http::Request request, http::Respond respond) override {
+    respond(http::JsonReply(http::bhttp::status::ok,
+                            absl::StrCat("{\"target\":\"", std::string(request.target()), "\"}")));
+  }
+};
+
+TEST_F(HttpServerTest, ExtraRoutesAnswerTheirV1Prefix) {
+  Start("", {{"echo", std::make_shared<EchoRoute>()}});
+  Response r = Post("/v1/echo/things?x=1", "{}");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"target\":\"/v1/echo/things?x=1\"}");
+  EXPECT_EQ(Get("/v1/other/things").status, 404);
   EXPECT_EQ(Post("/v2/models/simple/infer", AddSubJson()).status, 200);
 }
 

@@ -110,12 +110,15 @@ struct InferenceHandler::Route {
   std::string version;
 };
 
-InferenceHandler::InferenceHandler(serving::Server* server, std::string admin_token,
-                                   size_t max_request_bytes, boost::asio::thread_pool* blocking)
+InferenceHandler::InferenceHandler(
+    serving::Server* server, std::string admin_token, size_t max_request_bytes,
+    boost::asio::thread_pool* blocking,
+    std::vector<std::pair<std::string, std::shared_ptr<Handler>>> routes)
     : server_(server),
       admin_token_(std::move(admin_token)),
       max_request_bytes_(max_request_bytes),
-      blocking_(blocking) {}
+      blocking_(blocking),
+      routes_(std::move(routes)) {}
 
 InferenceHandler::Route InferenceHandler::Match(const std::vector<std::string>& s) const {
   Route r;
@@ -161,6 +164,11 @@ InferenceHandler::Route InferenceHandler::Match(const std::vector<std::string>& 
 void InferenceHandler::Handle(Request request, Respond respond) {
   auto segments = SplitPath(absl::string_view(request.target().data(), request.target().size()));
   if (!segments.ok()) return respond(ErrorReply(segments.status()));
+  if (segments->size() >= 2 && (*segments)[0] == "v1") {
+    for (auto& [prefix, handler] : routes_) {
+      if ((*segments)[1] == prefix) return handler->Handle(std::move(request), std::move(respond));
+    }
+  }
   Route route = Match(*segments);
   if (route.endpoint == Endpoint::kNone) {
     return respond(ErrorReply(

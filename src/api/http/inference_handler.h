@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "api/http/http_message.h"
@@ -18,8 +19,10 @@ class InferenceHandler : public Handler {
   // `blocking` runs the calls that wait (model load and unload) off the I/O threads; it and
   // `server` must outlive every call to Handle. `max_request_bytes` also bounds a compressed
   // body once inflated.
+  // `routes`: handlers of other endpoint families, each answering `/v1/<prefix>/...`.
   InferenceHandler(serving::Server* server, std::string admin_token, size_t max_request_bytes,
-                   boost::asio::thread_pool* blocking);
+                   boost::asio::thread_pool* blocking,
+                   std::vector<std::pair<std::string, std::shared_ptr<Handler>>> routes = {});
 
   void Handle(Request request, Respond respond) override;
 
@@ -40,6 +43,7 @@ class InferenceHandler : public Handler {
   std::string admin_token_;
   size_t max_request_bytes_;
   boost::asio::thread_pool* blocking_;
+  std::vector<std::pair<std::string, std::shared_ptr<Handler>>> routes_;
 };
 
 }  // namespace flywheel::api::http
