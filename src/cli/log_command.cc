@@ -25,6 +25,7 @@ struct LogOptions {
   std::string until;
   std::string format = "jsonl";
   std::string out;
+  bool raw = false;
   CLI::Option* model_option = nullptr;
   CLI::Option* version_option = nullptr;
 };
@@ -52,17 +53,17 @@ absl::StatusOr<monitor::LogReaderOptions> ReaderOptions(const LogOptions& opt) {
 }
 
 // What the reader skipped, on stderr: the output stays clean.
-void ReportSkipped(const char* command, const monitor::LogReadStats& s) {
+void ReportSkipped(const char* command, const monitor::LogReadStats& s, int64_t bad_records) {
   for (const std::string& problem : s.problems) {
     std::fprintf(stderr, "flywheel log %s: warning: %s\n", command, problem.c_str());
   }
-  if (s.truncated_frames + s.corrupt_frames + s.bad_lines > 0) {
+  if (s.truncated_frames + s.corrupt_frames + s.bad_lines + bad_records > 0) {
     std::fprintf(stderr,
                  "flywheel log %s: skipped %lld incomplete and %lld damaged frames (%lld bytes) "
                  "and %lld unreadable lines\n",
                  command, static_cast<long long>(s.truncated_frames),
                  static_cast<long long>(s.corrupt_frames), static_cast<long long>(s.skipped_bytes),
-                 static_cast<long long>(s.bad_lines));
+                 static_cast<long long>(s.bad_lines + bad_records));
   }
 }
 
@@ -76,9 +77,11 @@ int RunCat(const LogOptions& opt) {
   auto reader = ReaderOptions(opt);
   if (!reader.ok()) return Fail("cat", reader.status());
   std::ios::sync_with_stdio(false);
-  auto stats = monitor::ExportLog(*reader, monitor::LogExportFormat::kJsonl, std::cout);
+  auto stats = monitor::ExportLog(
+      *reader, opt.raw ? monitor::LogExportFormat::kJsonlRaw : monitor::LogExportFormat::kJsonl,
+      std::cout);
   if (!stats.ok()) return Fail("cat", stats.status());
-  ReportSkipped("cat", stats->read);
+  ReportSkipped("cat", stats->read, stats->bad_records);
   return 0;
 }
 
@@ -110,7 +113,7 @@ int RunExport(const LogOptions& opt) {
     }
   }
   if (!stats.ok()) return Fail("export", stats.status());
-  ReportSkipped("export", stats->read);
+  ReportSkipped("export", stats->read, stats->bad_records);
   if (stats->values_outside_header > 0) {
     std::fprintf(stderr,
                  "flywheel log export: warning: %lld values had no column (records written to "
@@ -153,14 +156,18 @@ Command AddLogCommand(CLI::App& app) {
 
   CLI::App* cat = log->add_subcommand("cat", "Print records as JSON Lines on stdout");
   AddFilters(cat, cat_opt.get());
+  cat->add_flag("--raw", cat_opt->raw,
+                "print lines as stored (numeric tensor data as base64 \"data_b64\") instead of "
+                "with \"data\" arrays of numbers");
   cat->footer("Example: flywheel log cat --log-dir /var/log/flywheel --model rank --since -1h");
 
   CLI::App* exp = log->add_subcommand("export", "Write records to a file as JSON Lines or CSV");
   AddFilters(exp, export_opt.get());
   exp->add_option("--format", export_opt->format,
-                  "jsonl (the log's lines) or csv (id,time,model,version, then one column per "
-                  "element: input.x[0], ..., feature.f[0], output.y[0], parameter.p)")
-      ->check(CLI::IsMember({"jsonl", "csv"}))
+                  "jsonl (tensor data as arrays of numbers), jsonl-raw (lines as stored) or csv "
+                  "(id,time,model,version, then one column per element: input.x[0], ..., "
+                  "feature.f[0], output.y[0], parameter.p)")
+      ->check(CLI::IsMember({"jsonl", "jsonl-raw", "csv"}))
       ->capture_default_str();
   exp->add_option("--out", export_opt->out, "output file ('-' for stdout)")->required();
   exp->footer(

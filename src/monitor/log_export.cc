@@ -1,37 +1,41 @@
 #include "monitor/log_export.h"
 
 #include <algorithm>
+#include <charconv>
 #include <iterator>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "rapidjson/document.h"
+#include "monitor/log_record.h"
 
 namespace flywheel::monitor {
 namespace {
 
-namespace rj = rapidjson;
-
-// Record sections that become columns, in column order: JSON key and column prefix.
-struct Section {
-  const char* key;
-  const char* prefix;
-  bool tensors;  // {name: {"data": [...]}} rather than {name: value}
-};
-constexpr Section kSections[] = {{"inputs", "input", true},
-                                 {"features", "feature", true},
-                                 {"outputs", "output", true},
-                                 {"parameters", "parameter", false}};
+// Record sections that become columns, in column order.
+enum Section { kInputs, kFeatures, kOutputs, kParameters, kSectionCount };
+constexpr const char* kPrefix[kSectionCount] = {"input", "feature", "output", "parameter"};
 constexpr int kFixedColumns = 4;  // id, time, model, version
 
-// A tensor (or parameter) of one section: its columns start at `first` (set after pass one).
-struct Group {
-  std::string name;
-  int64_t count = 0;  // elements: the most any record had
-  int64_t first = 0;
-};
+const NamedTensors& Tensors(const PredictionRecord& r, int section) {
+  return section == kInputs ? r.inputs : section == kFeatures ? r.features : r.outputs;
+}
+
+std::string Text(const std::string& bytes) {
+  return IsValidUtf8(bytes) ? bytes : "b64:" + absl::Base64Escape(bytes);
+}
+
+std::string ParameterText(const LogParameterValue& value) {
+  if (const bool* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
+  if (const int64_t* i = std::get_if<int64_t>(&value)) return absl::StrCat(*i);
+  if (const double* d = std::get_if<double>(&value)) {
+    char buf[32];
+    return std::string(buf, std::to_chars(buf, buf + sizeof(buf), *d).ptr);
+  }
+  return Text(std::get<std::string>(value));
+}
 
 void AppendCsvCell(absl::string_view s, std::string* out) {
   if (s.find_first_of(",\"\r\n") == absl::string_view::npos &&
@@ -47,59 +51,38 @@ void AppendCsvCell(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-// A scalar JSON value as cell text (numbers are kept as written: parsed as strings).
-std::string CellText(const rj::Value& v) {
-  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
-  if (v.IsBool()) return v.GetBool() ? "true" : "false";
-  if (v.IsObject()) {
-    auto b64 = v.FindMember("b64");
-    if (b64 != v.MemberEnd() && b64->value.IsString()) {
-      return absl::StrCat("b64:",
-                          absl::string_view(b64->value.GetString(), b64->value.GetStringLength()));
-    }
-  }
-  return "";  // null, or nested values the log never writes
-}
+// A tensor (or parameter) name of one section: its columns start at `first` (set by Header).
+struct Group {
+  std::string name;
+  int64_t count = 0;  // elements: the most any record had
+  int64_t first = 0;
+};
 
-// The values of one section's entry: a tensor's data, or one parameter.
-const rj::Value* Values(const Section& section, const rj::Value& v) {
-  if (!section.tensors) return &v;
-  if (!v.IsObject()) return nullptr;
-  auto data = v.FindMember("data");
-  if (data == v.MemberEnd() || !data->value.IsArray()) return nullptr;
-  return &data->value;
-}
-
-class CsvExporter {
+class CsvTable {
  public:
   // Pass one: the columns.
-  void Survey(const rj::Document& d) {
-    for (size_t s = 0; s < std::size(kSections); ++s) {
-      auto section = d.FindMember(kSections[s].key);
-      if (section == d.MemberEnd() || !section->value.IsObject()) continue;
-      for (const auto& m : section->value.GetObject()) {
-        const rj::Value* values = Values(kSections[s], m.value);
-        if (values == nullptr) continue;
-        Group& g = GroupFor(s, std::string(m.name.GetString(), m.name.GetStringLength()));
-        const int64_t count = values->IsArray() ? values->Size() : 1;
-        g.count = std::max(g.count, count);
+  void Survey(const PredictionRecord& r) {
+    for (int s = kInputs; s < kParameters; ++s) {
+      for (const auto& [name, t] : Tensors(r, s)) {
+        Group& g = GroupFor(s, name);
+        g.count = std::max(g.count, t.NumElements());
       }
     }
+    for (const auto& [name, value] : r.parameters) GroupFor(kParameters, name).count = 1;
   }
 
   // Lays the columns out; returns the header line.
   std::string Header() {
     std::string line = "id,time,model,version";
     int64_t next = kFixedColumns;
-    for (size_t s = 0; s < std::size(kSections); ++s) {
+    for (int s = 0; s < kSectionCount; ++s) {
       for (Group& g : groups_[s]) {
         g.first = next;
         next += g.count;
         for (int64_t i = 0; i < g.count; ++i) {
           line.push_back(',');
-          AppendCsvCell(kSections[s].tensors
-                            ? absl::StrCat(kSections[s].prefix, ".", g.name, "[", i, "]")
-                            : absl::StrCat(kSections[s].prefix, ".", g.name),
+          AppendCsvCell(s == kParameters ? absl::StrCat(kPrefix[s], ".", g.name)
+                                         : absl::StrCat(kPrefix[s], ".", g.name, "[", i, "]"),
                         &line);
         }
       }
@@ -110,38 +93,28 @@ class CsvExporter {
   }
 
   // Pass two: one row.
-  std::string Row(const LogEntry& entry, const rj::Document& d, int64_t* outside) {
+  std::string Row(const PredictionRecord& r, int64_t* outside) {
     std::vector<std::string> cells(columns_);
-    auto id = d.FindMember("id");
-    if (id != d.MemberEnd()) cells[0] = CellText(id->value);
-    auto time = d.FindMember("time");
-    if (time != d.MemberEnd()) cells[1] = CellText(time->value);
-    cells[2] = entry.model;
-    cells[3] = absl::StrCat(entry.version);
-    for (size_t s = 0; s < std::size(kSections); ++s) {
-      auto section = d.FindMember(kSections[s].key);
-      if (section == d.MemberEnd() || !section->value.IsObject()) continue;
-      for (const auto& m : section->value.GetObject()) {
-        const rj::Value* values = Values(kSections[s], m.value);
-        if (values == nullptr) continue;
-        auto it = index_[s].find(absl::string_view(m.name.GetString(), m.name.GetStringLength()));
-        if (it == index_[s].end()) {
-          *outside += values->IsArray() ? values->Size() : 1;
-          continue;
-        }
-        const Group& g = groups_[s][it->second];
-        if (!values->IsArray()) {
-          cells[g.first] = CellText(*values);
-          continue;
-        }
-        for (rj::SizeType i = 0; i < values->Size(); ++i) {
-          if (static_cast<int64_t>(i) >= g.count) {
-            *outside += values->Size() - i;
-            break;
-          }
-          cells[g.first + i] = CellText((*values)[i]);
-        }
+    cells[0] = Text(r.request_id);
+    cells[1] = FormatLogTime(r.time);
+    cells[2] = r.model;
+    cells[3] = absl::StrCat(r.version);
+    for (int s = kInputs; s < kParameters; ++s) {
+      for (const auto& [name, t] : Tensors(r, s)) {
+        const Group* g = Find(s, name);
+        const int64_t n = t.NumElements();
+        const int64_t fit = g == nullptr ? 0 : std::min(n, g->count);
+        *outside += n - fit;
+        for (int64_t i = 0; i < fit; ++i) AppendElementText(t, i, &cells[g->first + i]);
       }
+    }
+    for (const auto& [name, value] : r.parameters) {
+      const Group* g = Find(kParameters, name);
+      if (g == nullptr) {
+        ++*outside;
+        continue;
+      }
+      cells[g->first] = ParameterText(value);
     }
     std::string line;
     for (size_t i = 0; i < cells.size(); ++i) {
@@ -155,88 +128,97 @@ class CsvExporter {
   int64_t columns() const { return columns_; }
 
  private:
-  Group& GroupFor(size_t section, std::string name) {
+  Group& GroupFor(int section, const std::string& name) {
     auto [it, inserted] = index_[section].try_emplace(name, groups_[section].size());
-    if (inserted) groups_[section].push_back(Group{std::move(name)});
+    if (inserted) groups_[section].push_back(Group{name});
     return groups_[section][it->second];
   }
+  const Group* Find(int section, const std::string& name) const {
+    auto it = index_[section].find(name);
+    return it == index_[section].end() ? nullptr : &groups_[section][it->second];
+  }
 
-  std::vector<Group> groups_[std::size(kSections)];
-  absl::flat_hash_map<std::string, size_t> index_[std::size(kSections)];
+  std::vector<Group> groups_[kSectionCount];
+  absl::flat_hash_map<std::string, size_t> index_[kSectionCount];
   int64_t columns_ = kFixedColumns;
 };
 
-bool ParseRecord(const std::string& line, rj::Document* d) {
-  d->Parse<rj::kParseNumbersAsStringsFlag>(line.data(), line.size());
-  return !d->HasParseError() && d->IsObject();
-}
-
 absl::Status WriteFailed() {
   return absl::DataLossError("writing the export failed (disk full, or the reader went away)");
+}
+
+// Calls fn(entry) for every record `options` selects; returns the reader's stats.
+template <typename Fn>
+absl::StatusOr<LogReadStats> ForEachEntry(const LogReaderOptions& options, Fn fn) {
+  auto reader = LogReader::Open(options);
+  if (!reader.ok()) return reader.status();
+  LogEntry entry;
+  for (;;) {
+    auto more = (*reader)->Next(&entry);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (absl::Status s = fn(entry); !s.ok()) return s;
+  }
+  return (*reader)->stats();
 }
 
 }  // namespace
 
 absl::StatusOr<LogExportFormat> ParseLogExportFormat(absl::string_view name) {
   if (name == "jsonl") return LogExportFormat::kJsonl;
+  if (name == "jsonl-raw") return LogExportFormat::kJsonlRaw;
   if (name == "csv") return LogExportFormat::kCsv;
   return absl::InvalidArgumentError(
-      absl::StrCat("export format '", name, "' is not one of: jsonl, csv"));
+      absl::StrCat("export format '", name, "' is not one of: jsonl, jsonl-raw, csv"));
 }
 
 absl::StatusOr<LogExportStats> ExportLog(const LogReaderOptions& options, LogExportFormat format,
                                          std::ostream& out) {
   LogExportStats stats;
-  LogEntry entry;
-  if (format == LogExportFormat::kJsonl) {
-    auto reader = LogReader::Open(options);
-    if (!reader.ok()) return reader.status();
-    for (;;) {
-      auto more = (*reader)->Next(&entry);
-      if (!more.ok()) return more.status();
-      if (!*more) break;
-      out.write(entry.line.data(), static_cast<std::streamsize>(entry.line.size()));
-      out.put('\n');
-      if (!out) return WriteFailed();
+  std::string text;
+  auto write = [&](const std::string& s) {
+    out.write(s.data(), static_cast<std::streamsize>(s.size()));
+    return out ? absl::OkStatus() : WriteFailed();
+  };
+  absl::StatusOr<LogReadStats> read;
+  if (format == LogExportFormat::kJsonlRaw || format == LogExportFormat::kJsonl) {
+    read = ForEachEntry(options, [&](const LogEntry& e) {
+      if (format == LogExportFormat::kJsonlRaw) {
+        text.assign(e.line).push_back('\n');
+      } else {
+        auto record = ParseRecordJson(e.line);
+        if (!record.ok()) {
+          ++stats.bad_records;
+          return absl::OkStatus();
+        }
+        text.clear();
+        AppendRecordJson(*record, TensorDataFormat::kArray, &text);
+      }
       ++stats.records;
-    }
-    stats.read = (*reader)->stats();
-    out.flush();
-    if (!out) return WriteFailed();
-    return stats;
-  }
-
-  CsvExporter csv;
-  rj::Document d;
-  {
-    auto survey = LogReader::Open(options);
+      return write(text);
+    });
+  } else {
+    CsvTable table;
+    auto survey = ForEachEntry(options, [&](const LogEntry& e) {
+      auto record = ParseRecordJson(e.line);
+      if (record.ok()) table.Survey(*record);
+      return absl::OkStatus();
+    });
     if (!survey.ok()) return survey.status();
-    for (;;) {
-      auto more = (*survey)->Next(&entry);
-      if (!more.ok()) return more.status();
-      if (!*more) break;
-      if (ParseRecord(entry.line, &d)) csv.Survey(d);
-    }
+    if (absl::Status s = write(table.Header()); !s.ok()) return s;
+    read = ForEachEntry(options, [&](const LogEntry& e) {
+      auto record = ParseRecordJson(e.line);
+      if (!record.ok()) {
+        ++stats.bad_records;
+        return absl::OkStatus();
+      }
+      ++stats.records;
+      return write(table.Row(*record, &stats.values_outside_header));
+    });
+    stats.columns = table.columns();
   }
-  const std::string header = csv.Header();
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  auto reader = LogReader::Open(options);
-  if (!reader.ok()) return reader.status();
-  for (;;) {
-    auto more = (*reader)->Next(&entry);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
-    if (!ParseRecord(entry.line, &d)) {
-      ++stats.bad_records;
-      continue;
-    }
-    const std::string row = csv.Row(entry, d, &stats.values_outside_header);
-    out.write(row.data(), static_cast<std::streamsize>(row.size()));
-    if (!out) return WriteFailed();
-    ++stats.records;
-  }
-  stats.columns = csv.columns();
-  stats.read = (*reader)->stats();
+  if (!read.ok()) return read.status();
+  stats.read = *read;
   out.flush();
   if (!out) return WriteFailed();
   return stats;

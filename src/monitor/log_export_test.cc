@@ -95,9 +95,10 @@ TEST_F(LogExportTest, EmptySelectionIsAHeaderOnly) {
 TEST(LogExportFormatTest, Names) {
   EXPECT_EQ(*ParseLogExportFormat("csv"), LogExportFormat::kCsv);
   EXPECT_EQ(*ParseLogExportFormat("jsonl"), LogExportFormat::kJsonl);
+  EXPECT_EQ(*ParseLogExportFormat("jsonl-raw"), LogExportFormat::kJsonlRaw);
   auto bad = ParseLogExportFormat("parquet");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("jsonl, csv"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("jsonl, jsonl-raw, csv"), std::string::npos);
 }
 
 }  // namespace

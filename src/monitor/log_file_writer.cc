@@ -66,7 +66,7 @@ LogFileWriter::Stream& LogFileWriter::StreamFor(const PredictionRecord& record) 
 
 void LogFileWriter::Add(const PredictionRecord& record) {
   Stream& s = StreamFor(record);
-  AppendRecordJson(record, &s.buffer);
+  AppendRecordJson(record, options_.data_format, &s.buffer);
   ++s.records;
   ++buffered_records_;
   if (s.buffer.size() >= options_.frame_bytes) WriteFrame(s);

@@ -7,7 +7,6 @@
 #include <type_traits>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/data_type.h"
 
@@ -37,15 +36,39 @@ float Bf16ToFloat(uint16_t b) {
 }
 
 // Shortest text that reads back as the same value (std::to_chars), integers included.
+// Base64 (RFC 4648, padded) of `data`, appended in place.
+void AppendBase64(const unsigned char* data, size_t size, std::string* out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const size_t start = out->size();
+  out->resize(start + (size + 2) / 3 * 4);
+  char* p = out->data() + start;
+  size_t i = 0;
+  for (; i + 3 <= size; i += 3) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
+    p[0] = kAlphabet[v >> 18];
+    p[1] = kAlphabet[(v >> 12) & 63];
+    p[2] = kAlphabet[(v >> 6) & 63];
+    p[3] = kAlphabet[v & 63];
+    p += 4;
+  }
+  if (i < size) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (i + 1 < size ? uint32_t{data[i + 1]} << 8 : 0);
+    p[0] = kAlphabet[v >> 18];
+    p[1] = kAlphabet[(v >> 12) & 63];
+    p[2] = i + 1 < size ? kAlphabet[(v >> 6) & 63] : '=';
+    p[3] = '=';
+  }
+}
+
+// Non-finite values are the JSON strings "NaN", "Infinity", "-Infinity" (unquoted for CSV).
 template <typename T>
-void AppendNumber(T v, std::string* out) {
+void AppendNumber(T v, std::string* out, bool quote = true) {
   if constexpr (std::is_floating_point_v<T>) {
-    if (std::isnan(v)) {
-      out->append("\"NaN\"");
-      return;
-    }
-    if (std::isinf(v)) {
-      out->append(v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    if (!std::isfinite(v)) {
+      if (quote) out->push_back('"');
+      out->append(std::isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+      if (quote) out->push_back('"');
       return;
     }
   }
@@ -68,7 +91,7 @@ void AppendBytesElement(const std::string& s, std::string* out) {
     AppendJsonString(s, out);
   } else {
     out->append("{\"b64\":\"");
-    out->append(absl::Base64Escape(s));
+    AppendBase64(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out);
     out->append("\"}");
   }
 }
@@ -139,13 +162,22 @@ void AppendData(const Tensor& t, std::string* out) {
   }
 }
 
-void AppendTensor(const Tensor& t, std::string* out) {
+void AppendTensor(const Tensor& t, TensorDataFormat format, std::string* out) {
   out->append("{\"datatype\":\"");
   absl::StrAppend(out, DataTypeName(t.dtype()));
   out->append("\",\"shape\":[");
   for (int i = 0; i < t.rank(); ++i) {
     if (i > 0) out->push_back(',');
     AppendNumber(t.dim(i), out);
+  }
+  const bool binary = format == TensorDataFormat::kBase64 && !t.empty() &&
+                      t.dtype() != DataType::kBytes &&
+                      (t.raw_data() != nullptr || t.ByteSize() == 0);
+  if (binary) {
+    out->append("],\"data_b64\":\"");
+    AppendBase64(static_cast<const unsigned char*>(t.raw_data()), t.ByteSize(), out);
+    out->append("\"}");
+    return;
   }
   out->append("],\"data\":[");
   if (!t.empty()) AppendData(t, out);
@@ -166,7 +198,8 @@ void AppendName(absl::string_view name, std::string* out) {
   AppendJsonString(ascii, out);
 }
 
-void AppendTensors(absl::string_view key, const NamedTensors& tensors, std::string* out) {
+void AppendTensors(absl::string_view key, const NamedTensors& tensors, TensorDataFormat format,
+                   std::string* out) {
   out->append(",\"");
   absl::StrAppend(out, key);
   out->append("\":{");
@@ -176,7 +209,7 @@ void AppendTensors(absl::string_view key, const NamedTensors& tensors, std::stri
     first = false;
     AppendName(name, out);
     out->push_back(':');
-    AppendTensor(tensor, out);
+    AppendTensor(tensor, format, out);
   }
   out->push_back('}');
 }
@@ -187,7 +220,10 @@ void AppendParameter(const LogParameterValue& value, std::string* out) {
   } else if (const int64_t* i = std::get_if<int64_t>(&value)) {
     AppendNumber(*i, out);
   } else if (const double* d = std::get_if<double>(&value)) {
+    const size_t start = out->size();
     AppendNumber(*d, out);
+    // "2.0", not "2", so that the value reads back as a double.
+    if (out->find_first_of(".e\"", start) == std::string::npos) out->append(".0");
   } else {
     AppendBytesElement(std::get<std::string>(value), out);
   }
@@ -201,6 +237,50 @@ void AppendDigits(int64_t v, int width, char* p) {
 }
 
 }  // namespace
+
+void AppendElementText(const Tensor& t, int64_t i, std::string* out) {
+  switch (t.dtype()) {
+    case DataType::kBool:
+      out->append(t.data<bool>()[i] ? "true" : "false");
+      return;
+    case DataType::kUint8:
+      return AppendNumber(t.data<uint8_t>()[i], out);
+    case DataType::kUint16:
+      return AppendNumber(t.data<uint16_t>()[i], out);
+    case DataType::kUint32:
+      return AppendNumber(t.data<uint32_t>()[i], out);
+    case DataType::kUint64:
+      return AppendNumber(t.data<uint64_t>()[i], out);
+    case DataType::kInt8:
+      return AppendNumber(t.data<int8_t>()[i], out);
+    case DataType::kInt16:
+      return AppendNumber(t.data<int16_t>()[i], out);
+    case DataType::kInt32:
+      return AppendNumber(t.data<int32_t>()[i], out);
+    case DataType::kInt64:
+      return AppendNumber(t.data<int64_t>()[i], out);
+    case DataType::kFp16:
+      return AppendNumber(HalfToFloat(t.data<uint16_t>()[i]), out, /*quote=*/false);
+    case DataType::kBf16:
+      return AppendNumber(Bf16ToFloat(t.data<uint16_t>()[i]), out, /*quote=*/false);
+    case DataType::kFp32:
+      return AppendNumber(t.data<float>()[i], out, /*quote=*/false);
+    case DataType::kFp64:
+      return AppendNumber(t.data<double>()[i], out, /*quote=*/false);
+    case DataType::kBytes: {
+      const std::string& s = t.strings()[i];
+      if (IsValidUtf8(s)) {
+        out->append(s);
+      } else {
+        out->append("b64:");
+        AppendBase64(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out);
+      }
+      return;
+    }
+    case DataType::kInvalid:
+      return;
+  }
+}
 
 bool IsValidUtf8(absl::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -350,7 +430,7 @@ absl::StatusOr<absl::Time> ParseLogTime(absl::string_view text) {
   return t;
 }
 
-void AppendRecordJson(const PredictionRecord& record, std::string* out) {
+void AppendRecordJson(const PredictionRecord& record, TensorDataFormat format, std::string* out) {
   out->append("{\"id\":");
   AppendBytesElement(record.request_id, out);
   out->append(",\"time\":\"");
@@ -359,8 +439,8 @@ void AppendRecordJson(const PredictionRecord& record, std::string* out) {
   AppendName(record.model, out);
   out->append(",\"version\":");
   AppendNumber(record.version, out);
-  AppendTensors("inputs", record.inputs, out);
-  AppendTensors("outputs", record.outputs, out);
+  AppendTensors("inputs", record.inputs, format, out);
+  AppendTensors("outputs", record.outputs, format, out);
   if (!record.parameters.empty()) {
     out->append(",\"parameters\":{");
     bool first = true;
@@ -373,7 +453,7 @@ void AppendRecordJson(const PredictionRecord& record, std::string* out) {
     }
     out->push_back('}');
   }
-  if (!record.features.empty()) AppendTensors("features", record.features, out);
+  if (!record.features.empty()) AppendTensors("features", record.features, format, out);
   out->append("}\n");
 }
 

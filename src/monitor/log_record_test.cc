@@ -37,12 +37,22 @@ TEST(LogRecordTest, ExactLineForASimpleRecord) {
   r.parameters["k"] = std::string("v");
   r.parameters["n"] = int64_t{2};
   std::string line;
-  AppendRecordJson(r, &line);
+  AppendRecordJson(r, TensorDataFormat::kArray, &line);
   EXPECT_EQ(line,
             "{\"id\":\"r\\\"1\\n\",\"time\":\"2024-05-01T12:00:00.123456789Z\",\"model\":\"rank\","
             "\"version\":3,\"inputs\":{\"x\":{\"datatype\":\"FP32\",\"shape\":[1,2],\"data\":[0.5,"
             "0.1]}},\"outputs\":{\"y\":{\"datatype\":\"INT64\",\"shape\":[1],\"data\":[-7]}},"
             "\"parameters\":{\"k\":\"v\",\"n\":2}}\n");
+  line.clear();
+  AppendRecordJson(r, TensorDataFormat::kBase64, &line);
+  // 0.5f = 00 00 00 3f, 0.1f = cd cc cc 3d; -7 as eight little-endian bytes.
+  EXPECT_NE(
+      line.find("\"x\":{\"datatype\":\"FP32\",\"shape\":[1,2],\"data_b64\":\"AAAAP83MzD0=\"}"),
+      std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"y\":{\"datatype\":\"INT64\",\"shape\":[1],\"data_b64\":\"+f////////8=\"}"),
+            std::string::npos)
+      << line;
 }
 
 TEST(LogRecordTest, EveryDatatypeRoundTripsThroughJson) {
@@ -70,7 +80,7 @@ TEST(LogRecordTest, EveryDatatypeRoundTripsThroughJson) {
   bytes.strings() = {"hello", "quote\" back\\ nl\n", std::string("\xff\x00\x01", 3), "caf\xc3\xa9"};
   r.outputs.emplace_back("bytes", bytes);
   std::string line;
-  AppendRecordJson(r, &line);
+  AppendRecordJson(r, TensorDataFormat::kArray, &line);
   ASSERT_EQ(line.back(), '\n');
 
   rapidjson::Document d;
@@ -118,13 +128,130 @@ TEST(LogRecordTest, EveryDatatypeRoundTripsThroughJson) {
   EXPECT_EQ(out["bytes"]["shape"][0].GetInt(), 4);
 }
 
+// A record holding every datatype, with edge values.
+PredictionRecord EveryDatatype() {
+  PredictionRecord r;
+  r.request_id = std::string("id\xff", 3);
+  r.time = absl::FromUnixNanos(1714564800123456789);
+  r.model = "m";
+  r.version = 7;
+  r.inputs.emplace_back("bool", Make<bool>(DataType::kBool, {true, false}));
+  r.inputs.emplace_back("u8", Make<uint8_t>(DataType::kUint8, {0, 255}));
+  r.inputs.emplace_back("u16", Make<uint16_t>(DataType::kUint16, {65535}));
+  r.inputs.emplace_back("u32", Make<uint32_t>(DataType::kUint32, {4294967295u}));
+  r.inputs.emplace_back("u64",
+                        Make<uint64_t>(DataType::kUint64, {std::numeric_limits<uint64_t>::max()}));
+  r.inputs.emplace_back("i8", Make<int8_t>(DataType::kInt8, {-128, 127}));
+  r.inputs.emplace_back("i16", Make<int16_t>(DataType::kInt16, {-32768}));
+  r.inputs.emplace_back("i32", Make<int32_t>(DataType::kInt32, {-2147483647 - 1}));
+  r.inputs.emplace_back("i64",
+                        Make<int64_t>(DataType::kInt64, {std::numeric_limits<int64_t>::min()}));
+  // 1, -2, 65504, 2^-24, -0, +inf, NaN, 0.1 (nearest half)
+  r.inputs.emplace_back("f16", Make<uint16_t>(DataType::kFp16, {0x3c00, 0xc000, 0x7bff, 0x0001,
+                                                                0x8000, 0x7c00, 0x7e00, 0x2e66}));
+  r.inputs.emplace_back("bf16", Make<uint16_t>(DataType::kBf16, {0x3f80, 0xc0a0, 0x3dcd, 0x7fc0}));
+  r.outputs.emplace_back("f32", Fp32({0.1f, -1e30f, 3.4028235e38f, 1e-45f, -0.0f, std::nanf(""),
+                                      -std::numeric_limits<float>::infinity()}));
+  r.outputs.emplace_back("f64", Make<double>(DataType::kFp64, {0.1, -1e300, 5e-324, 1.0 / 3}));
+  r.outputs.emplace_back("empty", Tensor::Allocate(DataType::kFp32, Shape{0, 3}));
+  Tensor bytes = Tensor::Allocate(DataType::kBytes, Shape{2, 2});
+  bytes.strings() = {"hello", "quote\" \\ \n", std::string("\xff\x00\x01", 3), ""};
+  r.outputs.emplace_back("bytes", bytes);
+  r.features.emplace_back("age", Make<int64_t>(DataType::kInt64, {31}));
+  r.parameters["flag"] = true;
+  r.parameters["count"] = int64_t{-3};
+  r.parameters["ratio"] = 2.0;
+  r.parameters["name"] = std::string("two\nlines");
+  r.parameters["raw"] = std::string("\xfe", 1);
+  return r;
+}
+
+void ExpectSameTensors(const NamedTensors& a, const NamedTensors& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE(a[i].first);
+    EXPECT_EQ(a[i].first, b[i].first);
+    const Tensor& x = a[i].second;
+    const Tensor& y = b[i].second;
+    ASSERT_EQ(x.dtype(), y.dtype());
+    ASSERT_EQ(x.shape(), y.shape());
+    if (x.dtype() == DataType::kBytes) {
+      EXPECT_EQ(x.strings(), y.strings());
+    } else if (x.ByteSize() > 0) {
+      EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.ByteSize()), 0);  // bit for bit
+    }
+  }
+}
+
+TEST(LogRecordTest, ParseGivesBackEveryValueInBothFormats) {
+  const PredictionRecord r = EveryDatatype();
+  for (TensorDataFormat format : {TensorDataFormat::kBase64, TensorDataFormat::kArray}) {
+    SCOPED_TRACE(format == TensorDataFormat::kBase64 ? "base64" : "array");
+    std::string line;
+    AppendRecordJson(r, format, &line);
+    auto back = ParseRecordJson(line);
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << line;
+    EXPECT_EQ(back->request_id, r.request_id);
+    EXPECT_EQ(back->time, r.time);
+    EXPECT_EQ(back->model, r.model);
+    EXPECT_EQ(back->version, r.version);
+    ExpectSameTensors(back->inputs, r.inputs);
+    ExpectSameTensors(back->outputs, r.outputs);
+    ExpectSameTensors(back->features, r.features);
+    EXPECT_EQ(back->parameters, r.parameters);
+    // Written again, the line is the same.
+    std::string again;
+    AppendRecordJson(*back, format, &again);
+    EXPECT_EQ(again, line);
+  }
+}
+
+TEST(LogRecordTest, ArrayTextRoundsToHalfAndBfloat) {
+  PredictionRecord r;
+  r.model = "m";
+  r.inputs.emplace_back("x", Fp32({0}));
+  std::string line;
+  AppendRecordJson(r, TensorDataFormat::kArray, &line);
+  // 0.1 is not a half: it reads back as the nearest half (0x2e66) and bfloat (0x3dcd).
+  for (auto [dtype, expected] : {std::pair{"FP16", 0x2e66}, std::pair{"BF16", 0x3dcd}}) {
+    std::string text = line;
+    text.replace(text.find("FP32"), 4, dtype);
+    text.replace(text.find("[0]"), 3, "[0.1]");
+    auto back = ParseRecordJson(text);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->inputs[0].second.data<uint16_t>()[0], expected) << dtype;
+  }
+}
+
+TEST(LogRecordTest, ParseErrorsNameTheField) {
+  const std::string ok =
+      "{\"id\":\"a\",\"time\":\"2024-05-01T12:00:00.000000000Z\",\"model\":\"m\",\"version\":1,"
+      "\"inputs\":{\"x\":{\"datatype\":\"UINT8\",\"shape\":[2],\"data\":[1,2]}},\"outputs\":{}}";
+  ASSERT_TRUE(ParseRecordJson(ok).ok()) << ParseRecordJson(ok).status();
+  auto error = [&](const std::string& from, const std::string& to) {
+    std::string bad = ok;
+    bad.replace(bad.find(from), from.size(), to);
+    auto r = ParseRecordJson(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    return std::string(r.status().message());
+  };
+  EXPECT_NE(error("[1,2]", "[1,300]").find("inputs.x"), std::string::npos);
+  EXPECT_NE(error("[1,2]", "[1]").find("needs 2"), std::string::npos);
+  EXPECT_NE(error("\"data\":[1,2]", "\"data_b64\":\"AQ==\"").find("needs 2"), std::string::npos);
+  EXPECT_NE(error("UINT8", "UINT9").find("inputs.x"), std::string::npos);
+  EXPECT_NE(error("\"time\"", "\"tim\"").find("time"), std::string::npos);
+  EXPECT_NE(error("[2]", "[-2]").find("inputs.x"), std::string::npos);
+  EXPECT_NE(error("\"version\":1", "\"version\":\"1\"").find("version"), std::string::npos);
+  EXPECT_NE(error("}}", "}").find("not JSON"), std::string::npos);
+}
+
 TEST(LogRecordTest, NonUtf8IdIsBase64AndNamesStayStrings) {
   PredictionRecord r;
   r.request_id = "\xc0\xaf";  // an overlong '/', not UTF-8
   r.model = "m\xff";
   r.inputs.emplace_back("x\xfe", Fp32({1}));
   std::string line;
-  AppendRecordJson(r, &line);
+  AppendRecordJson(r, TensorDataFormat::kBase64, &line);
   rapidjson::Document d;
   d.Parse(line.data(), line.size());
   ASSERT_FALSE(d.HasParseError()) << line;

@@ -216,10 +216,12 @@ TEST(PredictionLogTest, ViewsAreCopiedWithoutKeepAlive) {
   log->Close();
   const auto read = ReadAll(dir.path());
   ASSERT_EQ(read.entries.size(), 1u);
-  EXPECT_NE(read.entries[0].line.find("\"view\":{\"datatype\":\"FP32\",\"shape\":[2],"
-                                      "\"data\":[1.5,2.5]}"),
-            std::string::npos)
-      << read.entries[0].line;
+  auto record = ParseRecordJson(read.entries[0].line);
+  ASSERT_TRUE(record.ok()) << record.status();
+  ASSERT_EQ(record->inputs.size(), 2u);
+  const Tensor& view = record->inputs[1].second;
+  EXPECT_EQ(view.data<float>()[0], 1.5f);
+  EXPECT_EQ(view.data<float>()[1], 2.5f);
 }
 
 TEST(PredictionLogTest, RecordsWithoutModelAreDropped) {
