@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "serving/backend.h"
+#include "serving/feature_source.h"
 #include "serving/infer.h"
 
 namespace inference {
@@ -37,6 +38,9 @@ struct ServerOptions {
   int intra_op_threads = 1;
   // Models loaded at once.
   int load_threads = 4;
+  // The feature store that `feature_lookup` models read (nullptr: none; such models then fail to
+  // load with a message saying so). Must outlive the server.
+  const FeatureSource* feature_source = nullptr;
 };
 
 struct ServerMetadata {
