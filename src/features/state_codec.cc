@@ -88,8 +88,7 @@ bool DecodeTile(absl::string_view* in, SeriesKind kind, FieldType type, ViewStat
     }
     return true;
   }
-  uint64_t* w =
-      target ? &state->words[target->word_offset + 1 + slot * target->words_per_tile] : nullptr;
+  uint64_t* w = target ? ViewLayout::MutableTileWords(*state, *target, tile) : nullptr;
   if (kind != SeriesKind::kLastN) {
     uint64_t v = 0;
     if (IsFloatKind(kind)) {
@@ -214,24 +213,26 @@ absl::Status DecodeState(const ViewLayout& layout, absl::string_view in, ViewSta
       target = &layout.series()[s];
       found[s] = true;
     }
-    if (target) state->words[target->word_offset] = static_cast<uint64_t>(head);
+    // Series of one group share a head; an older stored head leaves tiles the ring still holds.
+    if (target) layout.AdvanceHead(*state, *target, head);
     for (uint64_t t = 0; t < tiles; ++t) {
       uint64_t age = 0;
       if (!ReadVarint(&in, &age) || age > (uint64_t{1} << 40)) {
         return corrupt("tile");
       }
       // Tiles older than the (possibly shorter) ring are read and dropped.
-      bool keep = target && static_cast<int64_t>(age) < target->tiles;
-      if (!DecodeTile(&in, kind, type, state, keep ? target : nullptr,
-                      head - static_cast<int64_t>(age))) {
+      int64_t tile = head - static_cast<int64_t>(age);
+      bool keep =
+          target && tile >= ViewLayout::OldestTile(*target, ViewLayout::Head(*state, *target));
+      if (!DecodeTile(&in, kind, type, state, keep ? target : nullptr, tile)) {
         return corrupt("tile");
       }
     }
   }
   if (!in.empty()) return corrupt("trailing bytes");
   // mean, min and max read two series together (values and the field's count). When the
-  // definitions changed so that only one of them was stored, their tiles disagree: start both
-  // empty rather than show a mean over counts without sums.
+  // definitions changed so that only one of them was stored, their tiles disagree: empty both
+  // rather than show a mean over counts without sums.
   for (const FeatureSpec& f : layout.features()) {
     if (f.count_series < 0 || found[f.series] == found[f.count_series]) continue;
     ViewLayout::ResetSeries(*state, layout.series()[f.series]);

@@ -141,10 +141,31 @@ ViewLayout::ViewLayout(const ViewDef& view, const SourceDef& source) : view_name
     num_words_ += 2;
     if (raw.type == FieldType::kString) raw.string_index = num_strings_++;
   }
+  // Series group by tile size; a group's ring is as long as its longest member needs.
+  for (size_t i = 0; i < series_.size(); ++i) {
+    SeriesSpec& s = series_[i];
+    auto g = std::find_if(groups_.begin(), groups_.end(),
+                          [&](const Group& group) { return group.tile_ns == s.tile_ns; });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{s.tile_ns, 0, 0, {}});
+    g->tiles = std::max(g->tiles, s.tiles);
+    g->series.push_back(static_cast<int>(i));
+    s.group = static_cast<int>(g - groups_.begin());
+  }
+  for (Group& g : groups_) {
+    g.head_word = num_words_;
+    uint32_t stride = 0;
+    for (int i : g.series) {
+      SeriesSpec& s = series_[i];
+      s.tiles = g.tiles;
+      s.words_per_tile = WordsPerTile(s);
+      s.head_word = g.head_word;
+      s.first_word = num_words_ + 1 + stride;
+      stride += s.words_per_tile;
+    }
+    for (int i : g.series) series_[i].stride = stride;
+    num_words_ += 1 + static_cast<uint32_t>(g.tiles) * stride;
+  }
   for (SeriesSpec& s : series_) {
-    s.words_per_tile = WordsPerTile(s);
-    s.word_offset = num_words_;
-    num_words_ += 1 + static_cast<uint32_t>(s.tiles) * s.words_per_tile;
     if (s.kind == SeriesKind::kLastN && s.field_type == FieldType::kString) {
       s.string_offset = num_strings_;
       num_strings_ += static_cast<uint32_t>(s.tiles * s.n);
@@ -179,14 +200,11 @@ void ViewLayout::Init(ViewState* state) const {
   state->sketches.reserve(num_sketches_);
   for (int p : sketch_precision_) state->sketches.emplace_back(p);
   for (const RawSpec& raw : raws_) state->words[raw.word_offset] = static_cast<uint64_t>(kNoTime);
+  for (const Group& g : groups_) state->words[g.head_word] = static_cast<uint64_t>(kNoTime);
   for (const SeriesSpec& s : series_) {
-    state->words[s.word_offset] = static_cast<uint64_t>(kNoTime);
     uint64_t empty = EmptyWord(s.kind);
-    if (empty != 0) {
-      for (int64_t t = 0; t < s.tiles; ++t) {
-        state->words[s.word_offset + 1 + t * s.words_per_tile] = empty;
-      }
-    }
+    if (empty == 0) continue;
+    for (int64_t t = 0; t < s.tiles; ++t) state->words[s.first_word + t * s.stride] = empty;
   }
 }
 
@@ -197,18 +215,34 @@ void ViewLayout::ClearTile(ViewState& state, const SeriesSpec& s, int64_t tile) 
     return;
   }
   // kLastN: resetting `filled` is enough; stale pairs beyond it are never read.
-  state.words[s.word_offset + 1 + slot * s.words_per_tile] = EmptyWord(s.kind);
+  state.words[s.first_word + slot * s.stride] = EmptyWord(s.kind);
 }
 
 void ViewLayout::ResetSeries(ViewState& state, const SeriesSpec& s) {
-  state.words[s.word_offset] = static_cast<uint64_t>(kNoTime);
   for (int64_t t = 0; t < s.tiles; ++t) ClearTile(state, s, t);
 }
 
 bool ViewLayout::TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t tile) {
   int64_t slot = FloorMod(tile, s.tiles);
   if (s.kind == SeriesKind::kDistinct) return state.sketches[s.sketch_offset + slot].empty();
-  return state.words[s.word_offset + 1 + slot * s.words_per_tile] == EmptyWord(s.kind);
+  return state.words[s.first_word + slot * s.stride] == EmptyWord(s.kind);
+}
+
+void ViewLayout::Advance(ViewState& state, const Group& g, int64_t tile) const {
+  int64_t& head = reinterpret_cast<int64_t&>(state.words[g.head_word]);
+  if (head != kNoTime && tile <= head) return;
+  if (head == kNoTime || tile - head >= g.tiles) {
+    for (int i : g.series) ResetSeries(state, series_[i]);
+  } else {
+    for (int64_t t = head + 1; t <= tile; ++t) {
+      for (int i : g.series) ClearTile(state, series_[i], t);
+    }
+  }
+  head = tile;
+}
+
+void ViewLayout::AdvanceHead(ViewState& state, const SeriesSpec& s, int64_t tile) const {
+  Advance(state, groups_[s.group], tile);
 }
 
 void ViewLayout::Add(ViewState& state, int64_t ts, const FieldValue* fields) const {
@@ -225,33 +259,28 @@ void ViewLayout::Add(ViewState& state, int64_t ts, const FieldValue* fields) con
     if (raw.type == FieldType::kString)
       state.strings[raw.string_index].assign(value.str.data(), value.str.size());
   }
-  static const FieldValue kNoField;
-  for (const SeriesSpec& s : series_) {
-    const FieldValue& value = s.field >= 0 ? fields[s.field] : kNoField;
-    if (s.field >= 0 && !value.present) continue;
-    int64_t tile = FloorDiv(ts, s.tile_ns);
-    int64_t& head = reinterpret_cast<int64_t&>(state.words[s.word_offset]);
-    if (head == kNoTime) {
-      head = tile;
-    } else if (tile > head) {
-      if (tile - head >= s.tiles) {
-        for (int64_t t = 0; t < s.tiles; ++t) ClearTile(state, s, t);
-      } else {
-        for (int64_t t = head + 1; t <= tile; ++t) ClearTile(state, s, t);
-      }
-      head = tile;
-    } else if (tile < OldestTile(s, head)) {
-      // Older than the ring: the watermark keeps accepted events out of here.
-      continue;
+  for (const Group& g : groups_) {
+    int64_t tile = FloorDiv(ts, g.tile_ns);
+    int64_t head = static_cast<int64_t>(state.words[g.head_word]);
+    if (head == kNoTime || tile > head) {
+      Advance(state, g, tile);
+    } else if (tile <= head - g.tiles) {
+      continue;  // older than the ring: the watermark keeps accepted events out of here
     }
-    AddToTile(state, s, tile, ts, value);
+    int64_t slot = FloorMod(tile, g.tiles);
+    for (int i : g.series) {
+      const SeriesSpec& s = series_[i];
+      static const FieldValue kNoField;
+      const FieldValue& value = s.field >= 0 ? fields[s.field] : kNoField;
+      if (s.field >= 0 && !value.present) continue;
+      AddToTile(state, s, slot, ts, value);
+    }
   }
 }
 
-void ViewLayout::AddToTile(ViewState& state, const SeriesSpec& s, int64_t tile, int64_t ts,
+void ViewLayout::AddToTile(ViewState& state, const SeriesSpec& s, int64_t slot, int64_t ts,
                            const FieldValue& value) {
-  int64_t slot = FloorMod(tile, s.tiles);
-  uint64_t* w = &state.words[s.word_offset + 1 + slot * s.words_per_tile];
+  uint64_t* w = &state.words[s.first_word + slot * s.stride];
   switch (s.kind) {
     case SeriesKind::kCount:
     case SeriesKind::kCountField:

@@ -56,11 +56,16 @@ struct SeriesSpec {
   int field = -1;  // the source's value field; -1 for kCount
   FieldType field_type = FieldType::kInt64;
   int64_t tile_ns = 0;
-  int64_t tiles = 0;         // ring length: longest window/every + ceil(lateness/every) + 1
-  int n = 0;                 // kLastN: entries per tile
-  int precision = 0;         // kDistinct
-  uint64_t id = 0;           // stable identity of what the tiles mean, for persisted state
-  uint32_t word_offset = 0;  // the head tile index, then tiles * words_per_tile
+  int64_t tiles = 0;  // ring length: longest window/every + ceil(lateness/every) + 1
+  int n = 0;          // kLastN: entries per tile
+  int precision = 0;  // kDistinct
+  uint64_t id = 0;    // stable identity of what the tiles mean, for persisted state
+  // Series of the same `every` form a group: one head (the newest tile index) and interleaved
+  // tiles, so an event touches one cache line for all of them instead of one per series.
+  int group = -1;
+  uint32_t head_word = 0;   // the group's head
+  uint32_t first_word = 0;  // this series' words in the group's first tile
+  uint32_t stride = 0;      // words per tile of the whole group
   uint32_t words_per_tile = 0;
   uint32_t string_offset = 0;  // kLastN of strings: tiles * n values
   uint32_t sketch_offset = 0;  // kDistinct: tiles sketches
@@ -116,27 +121,44 @@ class ViewLayout {
 
   // The first tile of a series' ring that is still held, given its head.
   static int64_t OldestTile(const SeriesSpec& s, int64_t head) { return head - s.tiles + 1; }
+  // The newest tile index of the series' group; kNoTime before its first event.
   static int64_t Head(const ViewState& state, const SeriesSpec& s) {
-    return static_cast<int64_t>(state.words[s.word_offset]);
+    return static_cast<int64_t>(state.words[s.head_word]);
   }
   // The words of tile `tile` (absolute index) of a series.
   static const uint64_t* TileWords(const ViewState& state, const SeriesSpec& s, int64_t tile) {
-    return &state.words[s.word_offset + 1 + FloorMod(tile, s.tiles) * s.words_per_tile];
+    return &state.words[s.first_word + FloorMod(tile, s.tiles) * s.stride];
+  }
+  static uint64_t* MutableTileWords(ViewState& state, const SeriesSpec& s, int64_t tile) {
+    return &state.words[s.first_word + FloorMod(tile, s.tiles) * s.stride];
   }
   // Empties a tile (absolute index) of a series.
   static void ClearTile(ViewState& state, const SeriesSpec& s, int64_t tile);
-  // Empties a whole series: no head, every tile empty.
+  // Empties every tile of a series (its group's head stays).
   static void ResetSeries(ViewState& state, const SeriesSpec& s);
+  // Moves the head of the series' group forward to `tile` (never back), emptying the tiles that
+  // the ring reuses.
+  void AdvanceHead(ViewState& state, const SeriesSpec& s, int64_t tile) const;
   // Whether a tile (absolute index) holds nothing.
   static bool TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t tile);
 
  private:
+  struct Group {
+    int64_t tile_ns = 0;
+    int64_t tiles = 0;
+    uint32_t head_word = 0;
+    std::vector<int> series;
+  };
+
   int AddSeries(SeriesSpec spec);
-  static void AddToTile(ViewState& state, const SeriesSpec& s, int64_t tile, int64_t ts,
+  void Advance(ViewState& state, const Group& group, int64_t tile) const;
+  // `slot` is the tile's place in the ring.
+  static void AddToTile(ViewState& state, const SeriesSpec& s, int64_t slot, int64_t ts,
                         const FieldValue& value);
 
   std::string view_name_;
   std::vector<SeriesSpec> series_;
+  std::vector<Group> groups_;
   std::vector<RawSpec> raws_;
   std::vector<FeatureSpec> features_;
   std::optional<int64_t> ttl_ns_;
