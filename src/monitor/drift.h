@@ -39,7 +39,8 @@ struct DriftOptions {
   // Rows sampled into the window per second at most, over the whole monitor; rows beyond it are
   // skipped at the cost of one clock read and one atomic load per request. Sampling is uniform
   // over time and over the rows of a batch, so it does not bias the distributions. 0 samples
-  // every row. 2000 rows/s of a 256-feature input cost about 0.3% of one core.
+  // every row. A value costs about 10 ns, so 2000 rows/s of a 256-feature input take about 0.5%
+  // of one core, where every row of a saturated MLP ranker would take as much as the model.
   double max_rows_per_second = 2000;
   // PSI at or above this marks a feature as drifted (the customary "significant shift" level).
   double psi_threshold = 0.2;

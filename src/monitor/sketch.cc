@@ -58,25 +58,6 @@ void Bucket::Clear() {
   std::fill(registers.begin(), registers.end(), 0);
 }
 
-void Bucket::AddNumber(const FeatureSlots& f, double v) {
-  uint32_t* c = counters.data() + f.counter_offset;
-  ++c[kValuesSeen];
-  if (!std::isfinite(v)) {
-    ++c[kMissing];
-    return;
-  }
-  c[kBelowRange] += v < f.min;
-  c[kAboveRange] += v > f.max;
-  ++c[kFirstBin + f.NumericBin(v)];
-  const int32_t k = f.numeric_index;
-  mins[k] = std::min(mins[k], v);
-  maxs[k] = std::max(maxs[k], v);
-  sums[k] += v;
-  if (f.hll_offset >= 0) {
-    HllAdd(registers.data() + f.hll_offset, layout->hll_precision(), HashNumber(v));
-  }
-}
-
 void Bucket::AddCategory(const FeatureSlots& f, absl::string_view v) {
   uint32_t* c = counters.data() + f.counter_offset;
   ++c[kValuesSeen];

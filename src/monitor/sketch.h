@@ -4,7 +4,9 @@
 // are computed from merged counts when drift is read, never from raw values, which are not kept.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "monitor/hyperloglog.h"
 #include "monitor/profile.h"
 
 namespace flywheel::monitor {
@@ -51,17 +54,18 @@ struct FeatureSlots {
   double min = 0;              // reference range
   double max = 0;
   // Numeric: the bin edges padded with +inf to a power of two with at least one sentinel, for a
-  // branch-free binary search.
+  // binary search of fixed length.
   std::vector<double> edges;
   // Categorical: value -> bin; every other value falls into the last bin.
   absl::flat_hash_map<std::string, uint32_t> categories;
 
-  // The histogram bin of a finite number: the count of edges <= v.
+  // The histogram bin of a finite number: the count of edges <= v, by a binary search in which
+  // the comparison feeds arithmetic rather than a branch (a coin toss on live values).
   uint32_t NumericBin(double v) const {
     const double* e = edges.data();
     size_t lo = 0;
     for (size_t step = edges.size() / 2; step > 0; step /= 2) {
-      lo += (e[lo + step - 1] <= v) ? step : 0;
+      lo += step & (size_t{0} - static_cast<size_t>(e[lo + step - 1] <= v));
     }
     return static_cast<uint32_t>(lo);
   }
@@ -89,6 +93,7 @@ struct Bucket {
   explicit Bucket(const WindowLayout& layout);
   void Clear();
 
+  // Inline: it runs once per value observed.
   void AddNumber(const FeatureSlots& f, double v);
   void AddCategory(const FeatureSlots& f, absl::string_view v);
   void AddMissing(const FeatureSlots& f) {
@@ -109,6 +114,25 @@ struct Bucket {
   std::vector<double> sums;
   std::vector<uint8_t> registers;
 };
+
+inline void Bucket::AddNumber(const FeatureSlots& f, double v) {
+  uint32_t* c = counters.data() + f.counter_offset;
+  ++c[kValuesSeen];
+  if (!std::isfinite(v)) {
+    ++c[kMissing];
+    return;
+  }
+  c[kBelowRange] += v < f.min;
+  c[kAboveRange] += v > f.max;
+  ++c[kFirstBin + f.NumericBin(v)];
+  const int32_t k = f.numeric_index;
+  mins[k] = std::min(mins[k], v);
+  maxs[k] = std::max(maxs[k], v);
+  sums[k] += v;
+  if (f.hll_offset >= 0) {
+    HllAdd(registers.data() + f.hll_offset, layout->hll_precision(), HashNumber(v));
+  }
+}
 
 // The sum of some buckets.
 struct WindowTotals {
