@@ -1,9 +1,12 @@
 #include "features/lookup.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/status.h"
 #include "features/event_parse.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -128,6 +131,76 @@ absl::StatusOr<LookupResult> GetOnlineFeatures(const FeaturePipeline& pipeline,
     }
   }
   return result;
+}
+
+absl::Status ValidateNumericFeatures(const FeatureRegistry& registry,
+                                     absl::Span<const std::string> features) {
+  std::vector<std::string> problems;
+  for (const std::string& name : features) {
+    absl::StatusOr<FeatureRef> ref = registry.Resolve(name);
+    if (!ref.ok()) {
+      problems.push_back(std::string(ref.status().message()));
+      continue;
+    }
+    const FeatureDef& f = registry.feature(*ref);
+    const ViewDef& view = registry.views()[ref->view];
+    const EntityDef& entity = registry.entities()[view.entity_index];
+    if (f.value_type.list || f.value_type.type == FieldType::kString) {
+      problems.push_back(
+          absl::StrCat("feature '", name, "' is ", f.value_type.Name(), ", not a number"));
+    } else if (entity.keys.size() != 1) {
+      problems.push_back(absl::StrCat("feature '", name, "': entity '", entity.name, "' has ",
+                                      entity.keys.size(),
+                                      " key fields; one key per row needs one"));
+    }
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(problems, "; "));
+}
+
+absl::Status LookupNumericFeatures(const FeaturePipeline& pipeline,
+                                   absl::Span<const std::string> keys,
+                                   absl::Span<const std::string> features, absl::Time now,
+                                   float missing_value, float* values, uint8_t* present) {
+  const FeatureRegistry& registry = pipeline.registry();
+  const size_t width = features.size();
+  std::fill(values, values + keys.size() * width, missing_value);
+  std::fill(present, present + keys.size() * width, 0);
+  // Columns grouped by view: each view reads every key once.
+  std::vector<std::pair<int, std::vector<std::pair<size_t, int>>>> by_view;
+  for (size_t c = 0; c < width; ++c) {
+    FW_ASSIGN_OR_RETURN(FeatureRef ref, registry.Resolve(features[c]));
+    auto it = std::find_if(by_view.begin(), by_view.end(),
+                           [&](const auto& v) { return v.first == ref.view; });
+    if (it == by_view.end()) it = by_view.insert(by_view.end(), {ref.view, {}});
+    it->second.emplace_back(c, ref.feature);
+  }
+  std::vector<int> columns;
+  std::vector<FeatureValue> read;
+  for (const auto& [view, cols] : by_view) {
+    columns.clear();
+    for (const auto& [column, feature] : cols) columns.push_back(feature);
+    FW_RETURN_IF_ERROR(pipeline.ReadView(view, keys, columns, now, &read));
+    for (size_t k = 0; k < keys.size(); ++k) {
+      for (size_t j = 0; j < cols.size(); ++j) {
+        const FeatureValue& v = read[k * cols.size() + j];
+        if (!v.present()) continue;
+        float number;
+        if (const int64_t* i = std::get_if<int64_t>(&v.value)) {
+          number = static_cast<float>(*i);
+        } else if (const double* d = std::get_if<double>(&v.value)) {
+          number = static_cast<float>(*d);
+        } else if (const bool* b = std::get_if<bool>(&v.value)) {
+          number = *b ? 1.0f : 0.0f;
+        } else {
+          continue;
+        }
+        values[k * width + cols[j].first] = number;
+        present[k * width + cols[j].first] = 1;
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<LookupRequest> LookupRequestFromJson(const rapidjson::Value& body) {

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "features/definitions.h"
 #include "features/feature_value.h"
 #include "features/pipeline.h"
@@ -39,6 +40,21 @@ struct LookupResult {
 
 absl::StatusOr<LookupResult> GetOnlineFeatures(const FeaturePipeline& pipeline,
                                                const LookupRequest& request);
+
+// For serving::FeatureSource (the feature_lookup step of an ensemble): checks that every
+// feature exists, is numeric (int64, float64 or bool; not a list) and belongs to a view whose
+// entity has a single key field, since such a step passes one key per row. The error names every
+// feature that does not qualify.
+absl::Status ValidateNumericFeatures(const FeatureRegistry& registry,
+                                     absl::Span<const std::string> features);
+
+// Fills values[row * features.size() + column] with the feature as a float (booleans 0/1) and
+// present[...] with 1, or `missing_value` and 0 when it is not PRESENT. `keys` are the entity
+// keys (one per row). REQUIRES: ValidateNumericFeatures(features) is OK.
+absl::Status LookupNumericFeatures(const FeaturePipeline& pipeline,
+                                   absl::Span<const std::string> keys,
+                                   absl::Span<const std::string> features, absl::Time now,
+                                   float missing_value, float* values, uint8_t* present);
 
 // Reads {"features": ["view:feature", ...], "entities": [{"user_id": "u1"}, {"user_id": 7}],
 // "now": "2024-05-01T12:00:00Z" | <unix seconds> (optional)}. Errors name the bad part.

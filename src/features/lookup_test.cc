@@ -131,6 +131,29 @@ TEST_F(LookupTest, TwentyFeaturesOfOneEntity) {
   EXPECT_EQ(result->rows[0][19].value, Value(int64_t{3}));        // clicks_1h
 }
 
+TEST_F(LookupTest, NumericFeaturesForInferenceSteps) {
+  std::vector<std::string> features = {"user_clicks:clicks_1h", "user_clicks:age",
+                                       "user_clicks:mean_dwell_1h"};
+  EXPECT_TRUE(ValidateNumericFeatures(*registry_, features).ok());
+  absl::Status bad = ValidateNumericFeatures(
+      *registry_,
+      {"user_clicks:country", "user_clicks:last_pages", "pair_clicks:clicks_1d", "user_clicks:x"});
+  EXPECT_THAT(bad.message(), HasSubstr("feature 'user_clicks:country' is string, not a number"));
+  EXPECT_THAT(bad.message(),
+              HasSubstr("feature 'user_clicks:last_pages' is list<string>, not a number"));
+  EXPECT_THAT(bad.message(), HasSubstr("entity 'pair' has 2 key fields"));
+  EXPECT_THAT(bad.message(), HasSubstr("view 'user_clicks' has no feature 'x'"));
+
+  std::vector<std::string> keys = {"u1", "nobody", "u2"};
+  std::vector<float> values(9);
+  std::vector<uint8_t> present(9);
+  ASSERT_TRUE(LookupNumericFeatures(*pipeline_, keys, features, absl::FromUnixSeconds(kT0 + 3600),
+                                    -1.0f, values.data(), present.data())
+                  .ok());
+  EXPECT_EQ(values, (std::vector<float>{3, 31, 2, -1, -1, -1, -1, -1, -1}));
+  EXPECT_EQ(present, (std::vector<uint8_t>{1, 1, 1, 0, 0, 0, 0, 0, 0}));  // u2: outside ttl
+}
+
 TEST_F(LookupTest, ViewsJson) {
   std::string json = ViewsToJson(*registry_);
   rapidjson::Document doc;

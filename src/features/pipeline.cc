@@ -32,7 +32,7 @@ FeaturePipeline::FeaturePipeline(const FeatureRegistry& registry, OnlineStore* s
   shard_events_.resize(shards_.size());
 }
 
-FeaturePipeline::~FeaturePipeline() = default;
+FeaturePipeline::~FeaturePipeline() { StopBackgroundFlush(); }
 
 size_t FeaturePipeline::ShardOf(absl::string_view key) const {
   // High bits: the maps inside a shard index by the low ones.

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -135,6 +136,15 @@ class FeaturePipeline {
   // next flush.
   absl::Status Flush();
 
+  // Calls Flush every `interval` on a thread of its own until StopBackgroundFlush (or the
+  // pipeline's destruction). A failed flush is counted (flush_failures) and its changes go out
+  // with the next one.
+  void StartBackgroundFlush(absl::Duration interval);
+  // Stops the thread; does not flush (call Flush for a last one).
+  void StopBackgroundFlush();
+  // The result of the last background flush.
+  absl::Status last_background_flush() const;
+
   PipelineStats Stats() const;
 
   // For lookups: evaluates `features` (indices into the view's features) of view `view` for
@@ -176,6 +186,11 @@ class FeaturePipeline {
   std::vector<std::vector<uint32_t>> shard_events_ ABSL_GUARDED_BY(ingest_mu_);
   // One flush at a time; the store write happens outside ingest_mu_.
   absl::Mutex flush_mu_;
+
+  mutable absl::Mutex background_mu_;
+  bool background_stop_ ABSL_GUARDED_BY(background_mu_) = false;
+  absl::Status background_status_ ABSL_GUARDED_BY(background_mu_);
+  std::thread background_;
 
   std::atomic<uint64_t> evicted_{0}, flushes_{0}, flush_failures_{0}, restored_{0},
       restore_corrupt_{0};

@@ -163,6 +163,39 @@ absl::Status FeaturePipeline::ReadView(int view, absl::Span<const std::string> e
   return absl::OkStatus();
 }
 
+void FeaturePipeline::StartBackgroundFlush(absl::Duration interval) {
+  StopBackgroundFlush();
+  {
+    absl::MutexLock lock(&background_mu_);
+    background_stop_ = false;
+  }
+  background_ = std::thread([this, interval] {
+    while (true) {
+      {
+        absl::MutexLock lock(&background_mu_);
+        if (background_mu_.AwaitWithTimeout(absl::Condition(&background_stop_), interval)) return;
+      }
+      absl::Status status = Flush();
+      absl::MutexLock lock(&background_mu_);
+      background_status_ = status;
+    }
+  });
+}
+
+void FeaturePipeline::StopBackgroundFlush() {
+  if (!background_.joinable()) return;
+  {
+    absl::MutexLock lock(&background_mu_);
+    background_stop_ = true;
+  }
+  background_.join();
+}
+
+absl::Status FeaturePipeline::last_background_flush() const {
+  absl::MutexLock lock(&background_mu_);
+  return background_status_;
+}
+
 PipelineStats FeaturePipeline::Stats() const {
   PipelineStats stats;
   stats.evicted = evicted_;
@@ -196,9 +229,7 @@ PipelineStats FeaturePipeline::Stats() const {
       absl::ReaderMutexLock lock(&shard->mu);
       view.entities += shard->views[v].size();
     }
-    int64_t tiles_per_entity = 0;
-    for (const SeriesSpec& s : layouts_[v]->series()) tiles_per_entity += s.tiles;
-    view.tiles = view.entities * static_cast<uint64_t>(tiles_per_entity);
+    view.tiles = view.entities * static_cast<uint64_t>(layouts_[v]->tiles_per_entity());
     stats.entities += view.entities;
     stats.tiles += view.tiles;
     stats.views.push_back(std::move(view));

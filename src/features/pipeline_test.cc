@@ -1,7 +1,9 @@
 #include "features/pipeline.h"
 
+#include <atomic>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "features/lookup.h"
 #include "features/testing/defs.h"
@@ -354,6 +356,67 @@ TEST_F(PipelineTest, ExpiredEntitiesAreEvictedFromMemoryAndStore) {
                             absl::FromUnixSeconds(kT0 + 3 * 3600), &values)
                   .ok());
   EXPECT_EQ(values[0].status, FeatureStatus::kNotFound);
+}
+
+TEST_F(PipelineTest, ConcurrentPushesLookupsAndBackgroundFlushes) {
+  MemoryStore store;
+  FeaturePipeline pipeline(*registry_, &store, TestOptions());
+  pipeline.StartBackgroundFlush(absl::Milliseconds(1));
+  constexpr int kWriters = 3, kBatches = 60, kPerBatch = 20, kUsers = 5;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::string batch = "[";
+        for (int i = 0; i < kPerBatch; ++i) {
+          absl::StrAppend(&batch, i ? "," : "", "{\"user_id\":\"w", w, "-u", i % kUsers,
+                          "\",\"item_id\":\"i\",\"ts\":", kT0 + b % 50, "}");
+        }
+        batch += "]";
+        absl::StatusOr<PushResult> result = pipeline.PushJson("clicks", batch);
+        ASSERT_TRUE(result.ok()) << result.status();
+        EXPECT_EQ(result->late, 0);
+      }
+    });
+  }
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    std::vector<FeatureValue> values;
+    while (!done) {
+      ASSERT_TRUE(pipeline
+                      .ReadView(registry_->ViewIndex("user_clicks"), {"w0-u0", "w1-u1"}, {2},
+                                absl::FromUnixSeconds(kT0 + 120), &values)
+                      .ok());
+    }
+  });
+  for (std::thread& t : writers) t.join();
+  done = true;
+  reader.join();
+  // The background thread flushes on its own (waiting for it at most a generous while).
+  for (int i = 0; i < 30000 && pipeline.Stats().flushes == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(pipeline.Stats().flushes, 1);
+  pipeline.StopBackgroundFlush();
+  EXPECT_TRUE(pipeline.last_background_flush().ok());
+  ASSERT_TRUE(pipeline.Flush().ok());
+
+  FeaturePipeline restored(*registry_, &store, TestOptions());
+  ASSERT_TRUE(restored.Restore().ok());
+  std::vector<std::string> users;
+  for (int w = 0; w < kWriters; ++w) {
+    for (int u = 0; u < kUsers; ++u) users.push_back(absl::StrCat("w", w, "-u", u));
+  }
+  std::vector<FeatureValue> values;
+  const ViewDef& view = *registry_->FindView("user_clicks");
+  ASSERT_TRUE(restored
+                  .ReadView(registry_->ViewIndex("user_clicks"), users,
+                            {view.FeatureIndex("clicks_1h")}, absl::FromUnixSeconds(kT0 + 120),
+                            &values)
+                  .ok());
+  for (size_t u = 0; u < users.size(); ++u) {
+    EXPECT_EQ(values[u].value, Value(int64_t{kBatches * kPerBatch / kUsers})) << users[u];
+  }
 }
 
 TEST_F(PipelineTest, WorksWithoutAStore) {

@@ -110,6 +110,12 @@ class ViewLayout {
   const std::vector<RawSpec>& raws() const { return raws_; }
   const std::vector<FeatureSpec>& features() const { return features_; }
   std::optional<int64_t> ttl_ns() const { return ttl_ns_; }
+  // Tiles (buckets of all the series of one `every`) an entity holds.
+  int64_t tiles_per_entity() const {
+    int64_t tiles = 0;
+    for (const Group& g : groups_) tiles += g.tiles;
+    return tiles;
+  }
 
   // A state with every tile empty.
   void Init(ViewState* state) const;
