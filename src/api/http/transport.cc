@@ -17,6 +17,7 @@
 #include "boost/asio/basic_waitable_timer.hpp"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/http/empty_body.hpp"
 #include "boost/beast/http/parser.hpp"
@@ -200,24 +201,54 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Write(Reply reply, bool close) {
     if (state_ == State::kClosed || state_ == State::kLingering) return;
     state_ = State::kWriting;
-    bool keep = keep_alive_ && !close && !transport_->stopping();
-    response_.emplace(reply.status, version_);
-    auto& res = *response_;
-    res.set(bhttp::field::server, "flywheel");
-    if (!reply.content_type.empty()) res.set(bhttp::field::content_type, reply.content_type);
-    for (auto& [name, value] : reply.headers) res.set(name, value);
-    res.body() = std::move(reply.body);
-    res.keep_alive(keep);
-    res.prepare_payload();
+    const bool keep = keep_alive_ && !close && !transport_->stopping();
+    reply_ = std::move(reply);
+    // The status line and header are formatted into a string the connection keeps (and so
+    // reuses), then written with the body in one gather write: no per-request allocation for
+    // header fields or a serializer.
+    const unsigned code = static_cast<unsigned>(reply_.status);
+    // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 8.6).
+    const bool bodyless = code < 200 || code == 204 || code == 304;
+    head_.clear();
+    const auto reason = bhttp::obsolete_reason(reply_.status);
+    absl::StrAppend(&head_, version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ", code, " ",
+                    absl::string_view(reason.data(), reason.size()), "\r\nServer: flywheel\r\n");
+    if (!reply_.content_type.empty()) AppendField("Content-Type", reply_.content_type);
+    for (const auto& [name, value] : reply_.headers) AppendField(name, value);
+    buffers_.clear();
+    buffers_.emplace_back();  // the header, filled in below
+    if (!bodyless) {
+      size_t length = reply_.body.text.size();
+      for (const net::const_buffer& b : reply_.body.tail) length += b.size();
+      absl::StrAppend(&head_, "Content-Length: ", length, "\r\n");
+      if (!reply_.body.text.empty()) buffers_.emplace_back(net::buffer(reply_.body.text));
+      buffers_.insert(buffers_.end(), reply_.body.tail.begin(), reply_.body.tail.end());
+    }
+    // HTTP/1.1 keeps connections open unless told; HTTP/1.0 closes them unless told.
+    if (version_ == 11 && !keep) head_ += "Connection: close\r\n";
+    if (version_ == 10 && keep) head_ += "Connection: keep-alive\r\n";
+    head_ += "\r\n";
+    buffers_.front() = net::buffer(head_);
     SetDeadline(options_.body_timeout_ms);
-    bhttp::async_write(socket_, res,
-                       [self = shared_from_this(), keep, close](beast::error_code ec, size_t) {
-                         self->response_.reset();
-                         if (ec) return self->Finish();
-                         if (close) return self->Linger();
-                         if (!keep) return self->Finish();
-                         self->WaitForRequest();
-                       });
+    net::async_write(socket_, buffers_,
+                     [self = shared_from_this(), keep, close](beast::error_code ec, size_t) {
+                       self->reply_ = Reply();
+                       if (ec) return self->Finish();
+                       if (close) return self->Linger();
+                       if (!keep) return self->Finish();
+                       self->WaitForRequest();
+                     });
+  }
+
+  // One header line; CR and LF in a value become spaces, so no value can start a new field.
+  void AppendField(absl::string_view name, absl::string_view value) {
+    absl::StrAppend(&head_, name, ": ");
+    const size_t start = head_.size();
+    head_.append(value.data(), value.size());
+    for (size_t i = start; i < head_.size(); ++i) {
+      if (head_[i] == '\r' || head_[i] == '\n') head_[i] = ' ';
+    }
+    head_ += "\r\n";
   }
 
   // After an error reply with part of the request unread: stop sending and discard what the
@@ -256,7 +287,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<RequestBody>> parser_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
-  std::optional<bhttp::response<PayloadBody>> response_;
+  // The reply being written, its formatted header and the buffers of the gather write.
+  Reply reply_;
+  std::string head_;
+  std::vector<net::const_buffer> buffers_;
   State state_ = State::kReading;
   unsigned version_ = 11;
   bool keep_alive_ = false;
