@@ -23,6 +23,8 @@ packages=(
   python3-grpcio python3-protobuf python3-requests python3-onnx prometheus wrk nginx-light curl
   # real Redis peer for the feature-store tests and the redis-benchmark baseline
   redis-server redis-tools
+  # the zstd command (the prediction-log CLI test writes logs with it)
+  zstd
   # aarch64 cross compiler for scripts/check-arm-build.sh (compile-only ARM/NEON check)
   g++-aarch64-linux-gnu libc6-dev-arm64-cross
 )

@@ -17,5 +17,6 @@ struct Command {
 Command AddInferCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddServeCommand(CLI::App& app);
+Command AddLogCommand(CLI::App& app);
 
 }  // namespace flywheel::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
       flywheel::cli::AddInferCommand(app),
       flywheel::cli::AddBenchCommand(app),
       flywheel::cli::AddServeCommand(app),
+      flywheel::cli::AddLogCommand(app),
   };
 
   try {
