@@ -47,7 +47,8 @@
 // float64 fields), last(f), last_n(f, n) (the n newest values, newest first), distinct(f)
 // (approximate number of distinct values). Without `every` a window is tumbling (every =
 // window); `window` must be a multiple of `every`. Durations are integers with a unit, ms, s,
-// m, h or d, and may be chained ("1h30m").
+// m, h or d, and may be chained ("1h30m"). In a flow map ({a: ..., b: ...}) quote an expression
+// that holds a comma: {clicks_1h: "count over 1h, every 1m"}.
 //
 // Event fields: the entity's key fields (string or integer) and the timestamp are required; the
 // value fields a view reads may be absent or null (that event then leaves those features as

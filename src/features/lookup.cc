@@ -87,7 +87,7 @@ absl::StatusOr<LookupResult> GetOnlineFeatures(const FeaturePipeline& pipeline,
     if (inserted) view_order.push_back(ref->view);
     it->second.emplace_back(static_cast<int>(c), ref->feature);
   }
-  absl::Time now = request.now.value_or(absl::Now());
+  absl::Time now = request.now ? *request.now : pipeline.Now();
   std::vector<std::string> keys;
   std::vector<size_t> key_rows;
   std::vector<int> features;

@@ -27,7 +27,7 @@ struct LookupRequest {
   std::vector<std::string> features;  // "view:feature"
   std::vector<EntityRow> entities;
   // The time the values are read at (windows ending at or before it, ttl measured to it);
-  // the wall clock when absent.
+  // the pipeline's clock (the wall clock) when absent.
   std::optional<absl::Time> now;
 };
 

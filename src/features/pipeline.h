@@ -105,6 +105,8 @@ class FeaturePipeline {
   FeaturePipeline& operator=(const FeaturePipeline&) = delete;
 
   const FeatureRegistry& registry() const { return *registry_; }
+  // The pipeline's clock (options.clock): what lookups without an explicit time read at.
+  absl::Time Now() const { return options_.clock(); }
   OnlineStore* store() const { return store_; }
 
   // Loads every stored entity state and the committed stream positions. Call once, before any
