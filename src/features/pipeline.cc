@@ -75,6 +75,14 @@ void FeaturePipeline::Admit(int source, const ParsedEvents& parsed, std::vector<
   rt.late += *late;
 }
 
+void FeaturePipeline::Unadmit(int source, const Watermark& watermark, size_t accepted,
+                              size_t late) {
+  SourceRuntime& rt = *sources_[source];
+  rt.watermark = watermark;
+  rt.accepted -= accepted;
+  rt.late -= late;
+}
+
 void FeaturePipeline::Apply(int source, const ParsedEvents& parsed,
                             const std::vector<uint8_t>& admitted) {
   const SourceDef& src = registry_->sources()[source];
@@ -114,7 +122,8 @@ void FeaturePipeline::Apply(int source, const ParsedEvents& parsed,
 
 absl::StatusOr<PushResult> FeaturePipeline::Push(absl::string_view source,
                                                  const rapidjson::Value& events,
-                                                 std::vector<EventError>* errors) {
+                                                 std::vector<EventError>* errors,
+                                                 const BeforeApply& before_apply) {
   absl::StatusOr<int> index = FindSource(source, SourceKind::kPush);
   if (!index.ok()) return index.status();
   int64_t max_time = absl::ToUnixNanos(options_.clock() + options_.max_future);
@@ -129,7 +138,15 @@ absl::StatusOr<PushResult> FeaturePipeline::Push(absl::string_view source,
     return absl::InvalidArgumentError(message);
   }
   PushResult result;
+  const Watermark watermark = rt.watermark;
   Admit(*index, parsed_, &admitted_, &result.accepted, &result.late, &result.late_events);
+  if (before_apply) {
+    absl::Status status = before_apply(parsed_, admitted_);
+    if (!status.ok()) {
+      Unadmit(*index, watermark, result.accepted, result.late);
+      return status;
+    }
+  }
   Apply(*index, parsed_, admitted_);
   result.times.reserve(parsed_.size);
   for (int64_t t : parsed_.times) result.times.push_back(absl::FromUnixNanos(t));
@@ -152,7 +169,7 @@ absl::StatusOr<PushResult> FeaturePipeline::PushJson(absl::string_view source,
 
 absl::StatusOr<StreamApplyResult> FeaturePipeline::ApplyStreamBatch(
     absl::string_view source, absl::Span<const StreamEntry> entries,
-    absl::string_view last_position) {
+    absl::string_view last_position, const BeforeApply& before_apply) {
   absl::StatusOr<int> index = FindSource(source, SourceKind::kRedisStream);
   if (!index.ok()) return index.status();
   int64_t max_time = absl::ToUnixNanos(options_.clock() + options_.max_future);
@@ -168,8 +185,16 @@ absl::StatusOr<StreamApplyResult> FeaturePipeline::ApplyStreamBatch(
       ++result.invalid;
     }
   }
-  rt.invalid += result.invalid;
+  const Watermark watermark = rt.watermark;
   Admit(*index, parsed_, &admitted_, &result.accepted, &result.late, nullptr);
+  if (before_apply) {
+    absl::Status status = before_apply(parsed_, admitted_);
+    if (!status.ok()) {
+      Unadmit(*index, watermark, result.accepted, result.late);
+      return status;
+    }
+  }
+  rt.invalid += result.invalid;
   Apply(*index, parsed_, admitted_);
   if (!last_position.empty()) {
     rt.position = std::string(last_position);

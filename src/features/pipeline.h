@@ -64,6 +64,14 @@ struct StreamApplyResult {
   std::vector<EventError> errors;  // the first few malformed entries (index in the batch)
 };
 
+// Sees a batch after it was checked and admitted against the watermark and before it is applied,
+// under the ingestion lock (batches reach it in the order they are applied): `admitted[i]` says
+// whether parsed event i (events.input_index[i] in the input) will be applied. The feature
+// service appends those to the event log here. An error refuses the batch: nothing is applied,
+// the watermark, counters and stream position stay as they were.
+using BeforeApply =
+    std::function<absl::Status(const ParsedEvents& events, absl::Span<const uint8_t> admitted)>;
+
 struct SourceStats {
   std::string name;
   uint64_t accepted = 0;
@@ -117,18 +125,22 @@ class FeaturePipeline {
   // event is checked first, and any malformed one refuses the batch with InvalidArgument
   // "source 'clicks': event 3: field 'user_id' missing; event 7: ..." (`errors`, when given,
   // receives them one by one). Late events are not errors: they are dropped and counted.
+  // `before_apply` (when set) may still refuse the batch (see BeforeApply).
   absl::StatusOr<PushResult> Push(absl::string_view source, const rapidjson::Value& events,
-                                  std::vector<EventError>* errors = nullptr);
+                                  std::vector<EventError>* errors = nullptr,
+                                  const BeforeApply& before_apply = nullptr);
   // The same from JSON text (a request body).
   absl::StatusOr<PushResult> PushJson(absl::string_view source, absl::string_view json,
                                       std::vector<EventError>* errors = nullptr);
 
   // Applies entries read from a redis_stream source; `last_position` (the id of the last entry
   // read) is committed with the state at the next Flush, so after a restart reading resumes
-  // exactly after the last event the stored state contains.
+  // exactly after the last event the stored state contains. `before_apply` (when set) may still
+  // refuse the batch (see BeforeApply); the position then stays where it was.
   absl::StatusOr<StreamApplyResult> ApplyStreamBatch(absl::string_view source,
                                                      absl::Span<const StreamEntry> entries,
-                                                     absl::string_view last_position);
+                                                     absl::string_view last_position,
+                                                     const BeforeApply& before_apply = nullptr);
   // Where to resume reading a redis_stream source: the last applied (or restored) position;
   // nullopt when there is none yet (read from the start).
   std::optional<std::string> Position(absl::string_view source) const;
@@ -167,6 +179,9 @@ class FeaturePipeline {
   // Admits events against the source's watermark; fills admitted[i] and counts.
   void Admit(int source, const ParsedEvents& parsed, std::vector<uint8_t>* admitted,
              size_t* accepted, size_t* late, std::vector<uint32_t>* late_events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ingest_mu_);
+  // Undoes Admit for a batch that before_apply refused.
+  void Unadmit(int source, const Watermark& watermark, size_t accepted, size_t late)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ingest_mu_);
   absl::StatusOr<int> FindSource(absl::string_view name, SourceKind kind) const;
 
