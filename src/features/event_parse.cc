@@ -28,7 +28,8 @@ const char* JsonType(const rapidjson::Value& v) {
     case rapidjson::kStringType:
       return "a string";
     case rapidjson::kNumberType:
-      return v.IsInt64() || v.IsUint64() ? "an integer" : "a number";
+      if (v.IsInt64()) return "an integer";
+      return v.IsUint64() ? "an integer beyond int64" : "a number";
   }
   return "?";
 }
