@@ -1,0 +1,114 @@
+#include "features/ingest_log.h"
+
+#include <bit>
+
+#include "absl/strings/match.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace flywheel::features {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void WriteString(JsonWriter& w, absl::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+// A parsed value as the JSON a pushed event would carry for it.
+void WriteTyped(JsonWriter& w, FieldType type, const FieldValue& v) {
+  switch (type) {
+    case FieldType::kInt64:
+      w.Int64(static_cast<int64_t>(v.bits));
+      return;
+    case FieldType::kFloat64:
+      // Parsed values are finite; Writer::Double prints a text that reads back exactly.
+      w.Double(std::bit_cast<double>(v.bits));
+      return;
+    case FieldType::kString:
+      WriteString(w, v.str);
+      return;
+    case FieldType::kBool:
+      w.Bool(v.bits != 0);
+      return;
+  }
+}
+
+}  // namespace
+
+void LogPushedEvents(const rapidjson::Value& events, const ParsedEvents& parsed,
+                     absl::Span<const uint8_t> admitted, std::vector<LoggedEvent>* out) {
+  rapidjson::StringBuffer buffer;
+  for (size_t i = 0; i < parsed.size; ++i) {
+    if (!admitted[i]) continue;
+    buffer.Clear();
+    JsonWriter w(buffer);
+    events[parsed.input_index[i]].Accept(w);
+    out->push_back(LoggedEvent{absl::FromUnixNanos(parsed.times[i]),
+                               std::string(buffer.GetString(), buffer.GetSize())});
+  }
+}
+
+void LogStreamEntries(const SourceDef& source, absl::Span<const StreamEntry> entries,
+                      const ParsedEvents& parsed, absl::Span<const uint8_t> admitted,
+                      std::vector<LoggedEvent>* out) {
+  const size_t num_values = source.value_fields.size();
+  rapidjson::StringBuffer buffer;
+  std::vector<absl::string_view> written;
+  for (size_t i = 0; i < parsed.size; ++i) {
+    if (!admitted[i]) continue;
+    const StreamEntry& entry = entries[parsed.input_index[i]];
+    const FieldValue* values = &parsed.values[i * num_values];
+    buffer.Clear();
+    JsonWriter w(buffer);
+    w.StartObject();
+    w.Key(kStreamIdField);
+    WriteString(w, entry.id);
+    written.clear();
+    for (const auto& [name, text] : entry.fields) {
+      if (name == kStreamIdField) continue;
+      bool repeated = false;
+      for (absl::string_view n : written) repeated |= n == name;
+      if (repeated) continue;
+      written.push_back(name);
+      WriteString(w, name);
+      bool typed = false;
+      for (size_t f = 0; f < num_values; ++f) {
+        if (source.value_fields[f].first == name && values[f].present) {
+          WriteTyped(w, source.value_fields[f].second, values[f]);
+          typed = true;
+          break;
+        }
+      }
+      if (!typed) WriteString(w, text);
+    }
+    w.EndObject();
+    out->push_back(LoggedEvent{absl::FromUnixNanos(parsed.times[i]),
+                               std::string(buffer.GetString(), buffer.GetSize())});
+  }
+}
+
+absl::string_view LoggedStreamId(absl::string_view json) {
+  // LogStreamEntries writes the id first, compactly, and ids hold no character JSON escapes.
+  static constexpr absl::string_view kPrefix = "{\"_stream_id\":\"";
+  if (!absl::StartsWith(json, kPrefix)) return {};
+  json.remove_prefix(kPrefix.size());
+  size_t end = json.find('"');
+  if (end == absl::string_view::npos) return {};
+  return json.substr(0, end);
+}
+
+bool StreamDuplicateFilter::Duplicate(absl::string_view source, absl::Time time,
+                                      absl::string_view json) {
+  absl::string_view id = LoggedStreamId(json);
+  if (id.empty()) return false;
+  if (time != time_) {
+    seen_.clear();
+    time_ = time;
+  }
+  if (seen_.emplace(std::string(source), std::string(id)).second) return false;
+  ++dropped_;
+  return true;
+}
+
+}  // namespace flywheel::features
