@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace flywheel::monitor {
 namespace {
@@ -24,6 +29,40 @@ std::string ParamError(const VersionInfo& info, absl::string_view key, absl::str
 }
 
 }  // namespace
+
+struct MonitoringState {
+  explicit MonitoringState(const QualityOptions& quality) : joiner(quality) {}
+
+  // Called by ~VersionMonitor: forgets it unless a newer load of its version replaced it.
+  void Release(const VersionMonitor* monitor) {
+    absl::MutexLock lock(&mu);
+    auto it = versions.find({monitor->model(), monitor->version()});
+    if (it == versions.end() || it->second != monitor) return;  // a newer load took its place
+    versions.erase(it);
+    drift_registry.Remove(monitor->model(), monitor->version());
+  }
+
+  // The live monitors of `model`, in version order.
+  std::vector<const VersionMonitor*> VersionsOf(absl::string_view model) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    std::vector<const VersionMonitor*> out;
+    for (auto it = versions.lower_bound({std::string(model), std::string()});
+         it != versions.end() && it->first.first == model; ++it) {
+      out.push_back(it->second);
+    }
+    std::sort(out.begin(), out.end(), [](const VersionMonitor* a, const VersionMonitor* b) {
+      return VersionLess(a->version(), b->version());
+    });
+    return out;
+  }
+
+  DriftRegistry drift_registry;
+  LabelJoiner joiner;
+  // Set by Create, closed by ~Monitoring; Submit after Close drops (and counts) the record.
+  std::unique_ptr<PredictionLog> log;
+  mutable absl::Mutex mu;
+  std::map<std::pair<std::string, std::string>, const VersionMonitor*> versions ABSL_GUARDED_BY(mu);
+};
 
 absl::StatusOr<bool> ParseOnOff(absl::string_view value, absl::string_view what) {
   const std::string v = absl::AsciiStrToLower(absl::StripAsciiWhitespace(value));
@@ -45,15 +84,16 @@ absl::StatusOr<TaskKind> ParseTaskKind(absl::string_view value, absl::string_vie
 
 // --- VersionMonitor ------------------------------------------------------------------------
 
-VersionMonitor::VersionMonitor(Monitoring* owner, std::string model, std::string version,
-                               int64_t version_number, VersionSettings settings)
-    : owner_(owner),
+VersionMonitor::VersionMonitor(std::shared_ptr<MonitoringState> state, std::string model,
+                               std::string version, int64_t version_number,
+                               VersionSettings settings)
+    : state_(std::move(state)),
       model_(std::move(model)),
       version_(std::move(version)),
       version_number_(version_number),
       settings_(std::move(settings)) {}
 
-VersionMonitor::~VersionMonitor() { owner_->Release(this); }
+VersionMonitor::~VersionMonitor() { state_->Release(this); }
 
 void VersionMonitor::Observe(absl::string_view request_id, absl::Span<const TensorRef> inputs,
                              absl::Span<const TensorRef> outputs,
@@ -65,7 +105,7 @@ void VersionMonitor::Observe(absl::string_view request_id, absl::Span<const Tens
       if (t.name != settings_.label_output) continue;
       // A BYTES output cannot be a prediction; RecordOutput refuses it, and there is no one to
       // tell on the request path.
-      (void)owner_->joiner_.RecordOutput(window_, request_id, *t.tensor);
+      (void)state_->joiner.RecordOutput(window_, request_id, *t.tensor);
       break;
     }
   }
@@ -81,13 +121,13 @@ void VersionMonitor::Observe(absl::string_view request_id, absl::Span<const Tens
   if (parameters != nullptr) record.parameters = *parameters;
   record.keep_alive = keep_alive;
   // False: the queue is full or the log closed; PredictionLog counts the drop.
-  (void)owner_->log_->Submit(std::move(record));
+  (void)state_->log->Submit(std::move(record));
 }
 
 // --- Monitoring ----------------------------------------------------------------------------
 
 Monitoring::Monitoring(MonitoringOptions options)
-    : options_(std::move(options)), joiner_(options_.quality) {}
+    : options_(std::move(options)), state_(std::make_shared<MonitoringState>(options_.quality)) {}
 
 absl::StatusOr<std::unique_ptr<Monitoring>> Monitoring::Create(MonitoringOptions options) {
   if (!(options.log_sample_rate >= 0 && options.log_sample_rate <= 1)) {
@@ -108,14 +148,14 @@ absl::StatusOr<std::unique_ptr<Monitoring>> Monitoring::Create(MonitoringOptions
     log_options.dir = monitoring->options_.log_dir;
     absl::StatusOr<std::unique_ptr<PredictionLog>> log = PredictionLog::Create(log_options);
     if (!log.ok()) return log.status();
-    monitoring->log_ = std::move(*log);
+    monitoring->state_->log = std::move(*log);
   }
   return monitoring;
 }
 
 Monitoring::~Monitoring() {
   if (registry_ != nullptr && collector_id_ >= 0) registry_->RemoveCollector(collector_id_);
-  if (log_ != nullptr) log_->Close();
+  if (state_->log != nullptr) state_->log->Close();
 }
 
 absl::StatusOr<VersionSettings> Monitoring::SettingsFor(const VersionInfo& info) const {
@@ -135,7 +175,7 @@ absl::StatusOr<VersionSettings> Monitoring::SettingsFor(const VersionInfo& info)
     }
     rate = r;
   }
-  s.log_sample_rate = log_ != nullptr ? rate : 0.0;
+  s.log_sample_rate = state_->log != nullptr ? rate : 0.0;
   if (const std::string* v = param(kParamDrift)) {
     absl::StatusOr<bool> on = ParseOnOff(*v, "");
     if (!on.ok()) return absl::InvalidArgumentError(ParamError(info, kParamDrift, *v, "on or off"));
@@ -180,53 +220,33 @@ absl::StatusOr<std::shared_ptr<VersionMonitor>> Monitoring::OnVersionLoaded(
   int64_t number = 0;
   if (!absl::SimpleAtoi(info.version, &number)) number = 0;
   auto monitor = std::shared_ptr<VersionMonitor>(
-      new VersionMonitor(this, info.model, info.version, number, *settings));
+      new VersionMonitor(state_, info.model, info.version, number, *settings));
   if (settings->drift) {
     monitor->drift_ = DriftMonitor::ForVersionDir(info.model, info.version, info.version_dir,
                                                   options_.drift_options);
   }
   if (settings->labels) {
-    monitor->window_ = joiner_.Window(info.model, info.version, settings->label_task);
+    monitor->window_ = state_->joiner.Window(info.model, info.version, settings->label_task);
   }
   if (settings->log_sample_rate > 0) {
     monitor->sampler_ = std::make_unique<LogSampler>(settings->log_sample_rate);
   }
-  absl::MutexLock lock(&mu_);
-  versions_[{info.model, info.version}] = monitor.get();
+  absl::MutexLock lock(&state_->mu);
+  state_->versions[{info.model, info.version}] = monitor.get();
   if (monitor->drift_ != nullptr) {
-    drift_registry_.Set(monitor->drift_);
+    state_->drift_registry.Set(monitor->drift_);
   } else {
-    drift_registry_.Remove(info.model, info.version);
+    state_->drift_registry.Remove(info.model, info.version);
   }
   return monitor;
-}
-
-void Monitoring::Release(const VersionMonitor* monitor) {
-  absl::MutexLock lock(&mu_);
-  auto it = versions_.find({monitor->model(), monitor->version()});
-  if (it == versions_.end() || it->second != monitor) return;  // a newer load took its place
-  versions_.erase(it);
-  drift_registry_.Remove(monitor->model(), monitor->version());
-}
-
-std::vector<const VersionMonitor*> Monitoring::VersionsOf(absl::string_view model) const {
-  std::vector<const VersionMonitor*> out;
-  for (auto it = versions_.lower_bound({std::string(model), std::string()});
-       it != versions_.end() && it->first.first == model; ++it) {
-    out.push_back(it->second);
-  }
-  std::sort(out.begin(), out.end(), [](const VersionMonitor* a, const VersionMonitor* b) {
-    return VersionLess(a->version(), b->version());
-  });
-  return out;
 }
 
 absl::StatusOr<std::vector<VersionDrift>> Monitoring::Drift(absl::string_view model) const {
   // Copied under the lock, computed outside it: Compute merges whole windows.
   std::vector<std::pair<VersionDrift, std::shared_ptr<DriftMonitor>>> found;
   {
-    absl::ReaderMutexLock lock(&mu_);
-    for (const VersionMonitor* vm : VersionsOf(model)) {
+    absl::ReaderMutexLock lock(&state_->mu);
+    for (const VersionMonitor* vm : state_->VersionsOf(model)) {
       VersionDrift d;
       d.version = vm->version();
       d.settings = vm->settings();
@@ -256,8 +276,8 @@ absl::StatusOr<std::vector<VersionDrift>> Monitoring::Drift(absl::string_view mo
 absl::StatusOr<std::vector<VersionQuality>> Monitoring::Quality(absl::string_view model) const {
   std::vector<std::pair<VersionQuality, bool>> found;
   {
-    absl::ReaderMutexLock lock(&mu_);
-    for (const VersionMonitor* vm : VersionsOf(model)) {
+    absl::ReaderMutexLock lock(&state_->mu);
+    for (const VersionMonitor* vm : state_->VersionsOf(model)) {
       VersionQuality q;
       q.version = vm->version();
       q.settings = vm->settings();
@@ -268,7 +288,7 @@ absl::StatusOr<std::vector<VersionQuality>> Monitoring::Quality(absl::string_vie
     return absl::NotFoundError(absl::StrCat("model '", model, "' has no loaded version"));
   }
   // The joiner's reports are the source of truth for windows (they outlive reloads).
-  std::vector<QualityReport> reports = joiner_.Compute();
+  std::vector<QualityReport> reports = state_->joiner.Compute();
   std::vector<VersionQuality> out;
   out.reserve(found.size());
   for (auto& [q, has_window] : found) {
@@ -286,10 +306,11 @@ absl::StatusOr<std::vector<VersionQuality>> Monitoring::Quality(absl::string_vie
 }
 
 void Monitoring::Collect(SampleWriter& writer) const {
-  drift_registry_.Collect(writer);
-  joiner_.Collect(writer);
-  if (log_ == nullptr) return;
-  const PredictionLogStats s = log_->Stats();
+  state_->drift_registry.Collect(writer);
+  state_->joiner.Collect(writer);
+  const PredictionLog* log = state_->log.get();
+  if (log == nullptr) return;
+  const PredictionLogStats s = log->Stats();
   auto counter = [&](const char* name, const char* help, int64_t v) {
     writer.Add(name, help, "counter", {}, static_cast<double>(v));
   };
@@ -310,8 +331,12 @@ void Monitoring::Collect(SampleWriter& writer) const {
              static_cast<double>(s.queued));
   writer.Add("flywheel_prediction_log_queue_capacity",
              "The most prediction log records accepted and not yet written", "gauge", {},
-             static_cast<double>(log_->options().queue_capacity));
+             static_cast<double>(log->options().queue_capacity));
 }
+
+LabelJoiner& Monitoring::labels() { return state_->joiner; }
+DriftRegistry& Monitoring::drift_registry() { return state_->drift_registry; }
+PredictionLog* Monitoring::prediction_log() { return state_->log.get(); }
 
 void Monitoring::RegisterMetrics(Registry* registry) {
   if (registry == nullptr || registry_ != nullptr) return;

@@ -16,12 +16,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "monitor/drift.h"
 #include "monitor/log_record.h"
@@ -84,6 +82,7 @@ struct VersionInfo {
 };
 
 class Monitoring;
+struct MonitoringState;
 
 // The monitoring of one loaded model version. Observe is the request path: drift (rate-limited,
 // allocation-free), label recording for requests with an id, and the sampled prediction log
@@ -121,10 +120,12 @@ class VersionMonitor {
 
  private:
   friend class Monitoring;
-  VersionMonitor(Monitoring* owner, std::string model, std::string version, int64_t version_number,
-                 VersionSettings settings);
+  VersionMonitor(std::shared_ptr<MonitoringState> state, std::string model, std::string version,
+                 int64_t version_number, VersionSettings settings);
 
-  Monitoring* const owner_;
+  // Shared with the Monitoring, so that a version monitor may outlive it (an instance thread
+  // finishing its last requests after the server is gone): it then only stops logging.
+  const std::shared_ptr<MonitoringState> state_;
   const std::string model_;
   const std::string version_;
   const int64_t version_number_;
@@ -151,7 +152,6 @@ class Monitoring {
   // Fails when an option is out of range or the log folder cannot be created.
   static absl::StatusOr<std::unique_ptr<Monitoring>> Create(MonitoringOptions options);
   // Closes the prediction log (writing what it accepted) and removes the metrics collector.
-  // REQUIRES: every VersionMonitor is gone (the server that held them was destroyed first).
   ~Monitoring();
   Monitoring(const Monitoring&) = delete;
   Monitoring& operator=(const Monitoring&) = delete;
@@ -166,10 +166,10 @@ class Monitoring {
   absl::StatusOr<std::vector<VersionDrift>> Drift(absl::string_view model) const;
   absl::StatusOr<std::vector<VersionQuality>> Quality(absl::string_view model) const;
 
-  LabelJoiner& labels() { return joiner_; }
-  DriftRegistry& drift_registry() { return drift_registry_; }
+  LabelJoiner& labels();
+  DriftRegistry& drift_registry();
   // Null when the log is off.
-  PredictionLog* prediction_log() { return log_.get(); }
+  PredictionLog* prediction_log();
   const MonitoringOptions& options() const { return options_; }
 
   // Drift, quality, label and prediction-log metrics into `writer` (a scrape-time collector).
@@ -178,25 +178,14 @@ class Monitoring {
   void RegisterMetrics(Registry* registry);
 
  private:
-  friend class VersionMonitor;
   explicit Monitoring(MonitoringOptions options);
   absl::StatusOr<VersionSettings> SettingsFor(const VersionInfo& info) const;
-  // Called by ~VersionMonitor: forgets it unless a newer load of its version replaced it.
-  void Release(const VersionMonitor* monitor);
-  // The live monitors of `model`, in version order. REQUIRES: mu_ held.
-  std::vector<const VersionMonitor*> VersionsOf(absl::string_view model) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const MonitoringOptions options_;
-  DriftRegistry drift_registry_;
-  LabelJoiner joiner_;
-  std::unique_ptr<PredictionLog> log_;
+  // The drift registry, label joiner, prediction log and the live version monitors.
+  std::shared_ptr<MonitoringState> state_;
   Registry* registry_ = nullptr;
   int collector_id_ = -1;
-
-  mutable absl::Mutex mu_;
-  std::map<std::pair<std::string, std::string>, const VersionMonitor*> versions_
-      ABSL_GUARDED_BY(mu_);
 };
 
 // "on"/"true"/"1" and "off"/"false"/"0" (any case); `what` names the setting in the error.

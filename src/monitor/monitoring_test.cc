@@ -345,5 +345,22 @@ TEST(MonitoringTest, CollectsDriftQualityLabelAndLogMetrics) {
   EXPECT_EQ(samples.values["flywheel_drift_profile_present,model=rank,version=1"], 1);
 }
 
+TEST(MonitoringTest, AVersionMonitorMayOutliveTheMonitoring) {
+  TempDir root;
+  const std::string dir = WriteVersionWithProfile(root.path());
+  MonitoringOptions options = Unlimited();
+  options.log_dir = root.path() + "/log";
+  auto monitoring = Monitoring::Create(options);
+  ASSERT_TRUE(monitoring.ok());
+  auto vm = (*monitoring)->OnVersionLoaded({"rank", "1", dir, {}, {"score"}});
+  ASSERT_TRUE(vm.ok());
+  monitoring->reset();  // closes the log
+  std::mt19937 rng(5);
+  Request r;
+  r.Fill(rng, 0);
+  r.ObserveInto(**vm, "late");  // dropped by the closed log, nothing else happens
+  vm->reset();
+}
+
 }  // namespace
 }  // namespace flywheel::monitor
