@@ -3,6 +3,8 @@
 // file and the field rather than dropped on the next write.
 #include "lifecycle/registry_format.h"
 
+#include "lifecycle/registry_json_write.h"
+
 #include <cmath>
 #include <string>
 #include <utility>
@@ -21,69 +23,6 @@ namespace {
 
 using Writer = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
 using Value = rapidjson::Value;
-
-void Key(Writer& w, const char* key) { w.Key(key); }
-void Str(Writer& w, const std::string& s) { w.String(s.data(), static_cast<unsigned>(s.size())); }
-
-void WriteTime(Writer& w, absl::Time t) {
-  if (t == absl::InfinitePast()) {
-    w.Null();
-  } else {
-    Str(w, FormatTimestamp(t));
-  }
-}
-
-void WriteVersion(Writer& w, const VersionMetadata& m) {
-  w.StartObject();
-  Key(w, "version");
-  w.Int64(m.version);
-  Key(w, "created");
-  WriteTime(w, m.created);
-  Key(w, "registered_by");
-  Str(w, m.registered_by);
-  Key(w, "training_data");
-  Str(w, m.training_data);
-  Key(w, "code_revision");
-  Str(w, m.code_revision);
-  Key(w, "parent");
-  w.Int64(m.parent);
-  Key(w, "description");
-  Str(w, m.description);
-  Key(w, "parameters");
-  w.StartObject();
-  for (const auto& [k, v] : m.parameters) {
-    Str(w, k);
-    Str(w, v);
-  }
-  w.EndObject();
-  Key(w, "metrics");
-  w.StartObject();
-  for (const auto& [k, v] : m.metrics) {
-    Str(w, k);
-    w.Double(v);
-  }
-  w.EndObject();
-  w.EndObject();
-}
-
-void WriteChange(Writer& w, const AliasChange& c) {
-  w.StartObject();
-  Key(w, "time");
-  WriteTime(w, c.time);
-  Key(w, "alias");
-  Str(w, c.alias);
-  Key(w, "action");
-  Str(w, c.action);
-  Key(w, "from");
-  w.Int64(c.from);
-  Key(w, "to");
-  w.Int64(c.to);
-  Key(w, "by");
-  Str(w, c.by);
-  Key(w, "note");
-  Str(w, c.note);
-  w.EndObject();
-}
 
 // Decoding context: the file and the path of the value, for messages.
 struct Ctx {
@@ -245,35 +184,24 @@ std::string EncodeRecord(const ModelRecord& record) {
   Writer w(buffer);
   w.SetIndent(' ', 2);
   w.StartObject();
-  Key(w, "format");
+  w.Key("format");
   w.String(kRegistryFormat);
-  Key(w, "model");
-  Str(w, record.model);
-  Key(w, "versions");
+  w.Key("model");
+  JsonStr(w, record.model);
+  w.Key("versions");
   w.StartArray();
-  for (const auto& [version, metadata] : record.versions) WriteVersion(w, metadata);
+  for (const auto& [version, metadata] : record.versions) WriteVersionJson(w, metadata);
   w.EndArray();
-  Key(w, "aliases");
+  w.Key("aliases");
   w.StartObject();
   for (const auto& [name, alias] : record.aliases) {
-    Str(w, name);
-    w.StartObject();
-    Key(w, "version");
-    w.Int64(alias.version);
-    Key(w, "previous");
-    w.StartArray();
-    for (int64_t p : alias.previous) w.Int64(p);
-    w.EndArray();
-    Key(w, "updated");
-    WriteTime(w, alias.updated);
-    Key(w, "updated_by");
-    Str(w, alias.updated_by);
-    w.EndObject();
+    JsonStr(w, name);
+    WriteAliasJson(w, alias);
   }
   w.EndObject();
-  Key(w, "history");
+  w.Key("history");
   w.StartArray();
-  for (const AliasChange& change : record.history) WriteChange(w, change);
+  for (const AliasChange& change : record.history) WriteChangeJson(w, change);
   w.EndArray();
   w.EndObject();
   std::string out(buffer.GetString(), buffer.GetSize());

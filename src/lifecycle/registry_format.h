@@ -17,7 +17,4 @@ std::string EncodeRecord(const ModelRecord& record);
 // `file` names the source in errors. Unknown fields and a different format are errors.
 absl::StatusOr<ModelRecord> DecodeRecord(absl::string_view json, absl::string_view file);
 
-// RFC 3339 in UTC with microseconds: 2024-05-01T12:00:01.500000Z.
-std::string FormatTimestamp(absl::Time t);
-
 }  // namespace flywheel::lifecycle

@@ -18,6 +18,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/registry_format.h"
+#include "lifecycle/registry_json.h"
+#include "rapidjson/document.h"
 
 namespace flywheel::lifecycle {
 namespace {
@@ -465,6 +467,36 @@ TEST(RegistryFormatTest, EncodeDecodeRoundTrip) {
   EXPECT_EQ(decoded->history[0].time, change.time);
   EXPECT_EQ(decoded->history[0].note, "ok");
   EXPECT_EQ(EncodeRecord(*decoded), json);
+}
+
+TEST_F(RegistryTest, JsonViewsParseBack) {
+  auto registry = Open();
+  ASSERT_TRUE(registry->Register("rank", FullMetadata(2), alice_).ok());
+  auto change = registry->Promote("rank", 2, alice_);
+  ASSERT_TRUE(change.ok());
+  for (bool pretty : {false, true}) {
+    rapidjson::Document list;
+    list.Parse(ModelListJson(*registry->ListAll(), pretty).c_str());
+    ASSERT_FALSE(list.HasParseError());
+    const auto& rank = list["models"][1];
+    EXPECT_STREQ(rank["model"].GetString(), "rank");
+    EXPECT_EQ(rank["versions"].Size(), 3u);
+    EXPECT_TRUE(rank["versions"][0]["metadata"].IsNull());
+    EXPECT_DOUBLE_EQ(rank["versions"][1]["metadata"]["metrics"]["auc"].GetDouble(), 0.8125);
+    EXPECT_EQ(rank["aliases"]["production"]["version"].GetInt64(), 2);
+
+    rapidjson::Document version;
+    version.Parse(VersionInfoJson("rank", *registry->Show("rank", "production"), pretty).c_str());
+    ASSERT_FALSE(version.HasParseError());
+    EXPECT_STREQ(version["metadata"]["created"].GetString(), "2024-05-01T12:00:01.500000Z");
+    EXPECT_STREQ(version["aliases"][0].GetString(), "production");
+
+    rapidjson::Document moved;
+    moved.Parse(AliasChangeJson("rank", *change, pretty).c_str());
+    ASSERT_FALSE(moved.HasParseError());
+    EXPECT_EQ(moved["change"]["to"].GetInt64(), 2);
+    EXPECT_STREQ(moved["change"]["action"].GetString(), "promote");
+  }
 }
 
 }  // namespace
