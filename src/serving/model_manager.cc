@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "monitor/metrics.h"
 #include "serving/model_config.h"
+#include "serving/monitoring_hook.h"
 #include "serving/server_impl.h"
 
 namespace flywheel::serving {
@@ -263,6 +264,10 @@ absl::Status Server::Impl::Load(const ModelLocation& location,
     const auto version_start = std::chrono::steady_clock::now();
     auto mv =
         LoadModelVersion(name, dir.version, dir.model_file, *config, {options.intra_op_threads});
+    if (mv.ok()) {
+      absl::Status monitored = AttachMonitoring(options.monitoring, **mv, dir.path);
+      if (!monitored.ok()) mv = monitored;
+    }
     if (mv.ok()) {
       (*mv)->stats->load_duration_secs.store(SecondsSince(version_start));
       loaded[dir.version] = std::move(*mv);

@@ -91,6 +91,12 @@ class Core : public std::enable_shared_from_this<Core> {
   void Enqueue(std::unique_ptr<InferRequest> request, InferCallback done);
   int64_t Pending() const { return pending_.load(std::memory_order_relaxed); }
   void Shutdown();
+  void SetObserver(std::shared_ptr<RequestObserver> observer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (observer_owner_ != nullptr) return;
+    observer_owner_ = std::move(observer);
+    observer_.store(observer_owner_.get(), std::memory_order_release);
+  }
 
  private:
   void Loop(InstanceSlot& slot);
@@ -126,6 +132,10 @@ class Core : public std::enable_shared_from_this<Core> {
 
   std::mutex join_mu_;
   bool joined_ = false;
+
+  // Set once (guarded by mu_) and read lock-free on every answer; the core owns it.
+  std::shared_ptr<RequestObserver> observer_owner_;
+  std::atomic<RequestObserver*> observer_{nullptr};
 };
 
 thread_local const Core* tls_core = nullptr;
@@ -399,6 +409,11 @@ void Core::FailBatch(InstanceSlot& slot, const absl::Status& status, FailureKind
 }
 
 void Core::Finish(QueuedRequest& q, absl::StatusOr<InferResponse> result, FailureKind kind) {
+  // Before the clock is read: the request's latency includes what monitoring costs it.
+  RequestObserver* observer = observer_.load(std::memory_order_acquire);
+  if (observer != nullptr && result.ok() && q.request != nullptr) {
+    observer->OnSuccess(*q.request, *result);
+  }
   const int64_t now = SteadyNowNs();
   const uint64_t duration_ns =
       static_cast<uint64_t>(now - StartNs(q.request.get(), q.enqueue_ns, now));
@@ -454,6 +469,9 @@ class SchedulerImpl : public Scheduler {
     core_->Enqueue(std::move(request), std::move(done));
   }
   int64_t Pending() const override { return core_->Pending(); }
+  void SetObserver(std::shared_ptr<RequestObserver> observer) override {
+    core_->SetObserver(std::move(observer));
+  }
   void Shutdown() override { core_->Shutdown(); }
 
  private:

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "serving/backend.h"
 #include "serving/infer.h"
+#include "serving/request_observer.h"
 #include "serving/stats.h"
 
 namespace flywheel::serving {
@@ -57,6 +58,9 @@ class Scheduler {
   virtual void Enqueue(std::unique_ptr<InferRequest> request, InferCallback done) = 0;
   // Requests queued or executing.
   virtual int64_t Pending() const = 0;
+  // Sets what sees each successful request (monitoring). Call once, before the version serves;
+  // later calls are ignored. The scheduler keeps the observer alive as long as it runs.
+  virtual void SetObserver(std::shared_ptr<RequestObserver> observer) = 0;
   // Stops accepting new requests, finishes the queued ones, joins the instance threads.
   virtual void Shutdown() = 0;
 };

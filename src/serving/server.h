@@ -19,6 +19,7 @@ class ModelConfig;
 }  // namespace inference
 
 namespace flywheel::monitor {
+class Monitoring;
 class Registry;
 }  // namespace flywheel::monitor
 
@@ -41,6 +42,9 @@ struct ServerOptions {
   // The feature store that `feature_lookup` models read (nullptr: none; such models then fail to
   // load with a message saying so). Must outlive the server.
   const FeatureSource* feature_source = nullptr;
+  // Model monitoring (drift, delayed labels, prediction log; nullptr: none): each version that
+  // loads gets its monitor, which sees every successful request. Must outlive the server.
+  monitor::Monitoring* monitoring = nullptr;
 };
 
 struct ServerMetadata {
