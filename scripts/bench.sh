@@ -2,7 +2,7 @@
 # `make bench`: flywheel's engine against ONNX Runtime on the example models (same inputs, same
 # run), output check against ORT, transformer memory; then tree models against XGBoost's own
 # predictor (bench/trees_vs_xgboost); writes docs/benchmarks.md; then the inference server
-# (bench/serving_bench.py).
+# (bench/serving_bench.py); then the feature store (bench/features_bench).
 # Usage: scripts/bench.sh BUILD_DIR [extra options for bench/engine_vs_ort.py, e.g. --reps 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,3 +42,13 @@ fi
 echo "== inference server (bench/serving_bench.py)"
 /usr/bin/python3 bench/serving_bench.py "$build" --out docs/benchmarks.md \
   --command "make bench  (scripts/bench.sh $build): bench/serving_bench.py $build"
+
+# The feature store (issue 5): aggregation throughput, online lookups in memory / RocksDB / Redis
+# and plain MGETs on the same redis-server (which it starts); replaces its own section.
+if [[ -x $build/bench/features_bench ]]; then
+  echo "== feature store (bench/features_bench)"
+  "$build/bench/features_bench" --update-doc docs/benchmarks.md \
+    --command "make bench  (scripts/bench.sh $build): $build/bench/features_bench"
+else
+  echo "bench.sh: $build/bench/features_bench not built; skipped" >&2
+fi
