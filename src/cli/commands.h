@@ -18,6 +18,7 @@ Command AddInferCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 Command AddServeCommand(CLI::App& app);
 Command AddLogCommand(CLI::App& app);
+Command AddModelsCommand(CLI::App& app);
 Command AddMonitorCommand(CLI::App& app);
 
 }  // namespace flywheel::cli

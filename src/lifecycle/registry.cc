@@ -106,6 +106,13 @@ AliasChange MakeChange(absl::string_view alias, absl::string_view action, int64_
   return change;
 }
 
+// ValidateAliasName, with the model in the message.
+absl::Status CheckAlias(absl::string_view model, absl::string_view alias) {
+  absl::Status valid = ValidateAliasName(alias);
+  if (valid.ok()) return valid;
+  return absl::InvalidArgumentError(absl::StrCat("model '", model, "': ", valid.message()));
+}
+
 void AppendHistory(ModelRecord& record, AliasChange change, size_t max_history) {
   record.history.push_back(std::move(change));
   if (record.history.size() > max_history) {
@@ -347,7 +354,7 @@ absl::StatusOr<VersionMetadata> Registry::Update(
 absl::StatusOr<AliasChange> Registry::MoveAlias(absl::string_view model, absl::string_view alias,
                                                 int64_t version, absl::string_view action,
                                                 const ChangeAuthor& author) {
-  FW_RETURN_IF_ERROR(ValidateAliasName(alias));
+  FW_RETURN_IF_ERROR(CheckAlias(model, alias));
   if (version <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("model '", model, "' alias '", alias,
                                                    "': version ", version, " is not positive"));
@@ -390,7 +397,7 @@ absl::StatusOr<AliasChange> Registry::Promote(absl::string_view model, int64_t v
 
 absl::StatusOr<AliasChange> Registry::Rollback(absl::string_view model, const ChangeAuthor& author,
                                                absl::string_view alias) {
-  FW_RETURN_IF_ERROR(ValidateAliasName(alias));
+  FW_RETURN_IF_ERROR(CheckAlias(model, alias));
   AliasChange change;
   FW_RETURN_IF_ERROR(
       Modify(model, [&](ModelRecord& r) -> absl::StatusOr<bool> {
@@ -429,7 +436,7 @@ absl::StatusOr<AliasChange> Registry::Rollback(absl::string_view model, const Ch
 
 absl::StatusOr<AliasChange> Registry::RemoveAlias(absl::string_view model, absl::string_view alias,
                                                   const ChangeAuthor& author) {
-  FW_RETURN_IF_ERROR(ValidateAliasName(alias));
+  FW_RETURN_IF_ERROR(CheckAlias(model, alias));
   AliasChange change;
   auto change_record = [&](ModelRecord& r) -> absl::StatusOr<bool> {
     auto it = r.aliases.find(std::string(alias));
