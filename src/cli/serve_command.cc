@@ -11,8 +11,10 @@
 
 #include "api/grpc/grpc_server.h"
 #include "api/http/http_server.h"
+#include "api/http/monitor_handler.h"
 #include "cli/commands.h"
 #include "monitor/metrics.h"
+#include "monitor/monitoring.h"
 #include "serving/server.h"
 
 namespace flywheel::cli {
@@ -34,6 +36,10 @@ struct ServeOptions {
   int http_threads = 2;
   int intra_op_threads = 1;
   int load_threads = 4;
+  std::string prediction_log_dir;
+  double log_sample_rate = 1.0;
+  std::string drift = "on";
+  int64_t label_horizon_secs = 86400;
 };
 
 int RunServe(const ServeOptions& opt) {
@@ -62,6 +68,27 @@ int RunServe(const ServeOptions& opt) {
 
   monitor::Registry registry;
   monitor::AddProcessCollector(registry);
+  // Before the model server, whose versions it observes; closed (writing the log's last records)
+  // after the server is gone.
+  monitor::MonitoringOptions monitoring_options;
+  monitoring_options.log_dir = opt.prediction_log_dir;
+  monitoring_options.log_sample_rate = opt.log_sample_rate;
+  monitoring_options.drift = opt.drift == "on";
+  monitoring_options.quality.horizon = absl::Seconds(opt.label_horizon_secs);
+  auto monitoring = monitor::Monitoring::Create(monitoring_options);
+  if (!monitoring.ok()) {
+    std::fprintf(stderr, "flywheel serve: monitoring: %s\n",
+                 std::string(monitoring.status().message()).c_str());
+    return 1;
+  }
+  (*monitoring)->RegisterMetrics(&registry);
+  server_options.monitoring = monitoring->get();
+  if (!opt.prediction_log_dir.empty()) {
+    std::fprintf(stderr,
+                 "monitoring: prediction log in %s (sample rate %g unless a model sets "
+                 "log_sample_rate), drift %s\n",
+                 opt.prediction_log_dir.c_str(), opt.log_sample_rate, opt.drift.c_str());
+  }
   auto server = serving::Server::Create(server_options, &registry);
   if (!server.ok()) {
     std::fprintf(stderr, "flywheel serve: %s\n", std::string(server.status().message()).c_str());
@@ -80,7 +107,10 @@ int RunServe(const ServeOptions& opt) {
   http_options.io_threads = opt.http_threads;
   http_options.max_request_bytes = opt.max_request_bytes;
   http_options.admin_token = opt.admin_token;
-  auto http = api::HttpServer::StartInference(http_options, server->get());
+  api::HttpRoutes routes;
+  routes.emplace_back("monitor",
+                      api::MakeMonitorHandler(monitoring->get(), {opt.max_request_bytes, 1}));
+  auto http = api::HttpServer::StartInference(http_options, server->get(), routes);
   if (!http.ok()) {
     std::fprintf(stderr, "flywheel serve: HTTP: %s\n",
                  std::string(http.status().message()).c_str());
@@ -127,6 +157,7 @@ int RunServe(const ServeOptions& opt) {
                  opt.exit_timeout_secs);
   }
   server->reset();
+  monitoring->reset();
   std::fprintf(stderr, "flywheel serve: stopped\n");
   return 0;
 }
@@ -175,6 +206,23 @@ Command AddServeCommand(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--load-threads", opt->load_threads, "models loaded in parallel")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--prediction-log-dir", opt->prediction_log_dir,
+                  "write sampled requests (inputs, outputs) to zstd JSON Lines files here, read "
+                  "with `flywheel log cat`; no prediction log without it");
+  sub->add_option("--log-sample-rate", opt->log_sample_rate,
+                  "share of requests logged, for models whose config does not set the parameter "
+                  "log_sample_rate")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--drift", opt->drift,
+                  "live drift against each version's profile.json, for models whose config does "
+                  "not set the parameter drift")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  sub->add_option("--label-horizon-secs", opt->label_horizon_secs,
+                  "how long a prediction waits for its label (POST /v1/monitor/labels)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   return {sub, [opt] { return RunServe(*opt); }};
