@@ -20,5 +20,6 @@ Command AddServeCommand(CLI::App& app);
 Command AddLogCommand(CLI::App& app);
 Command AddModelsCommand(CLI::App& app);
 Command AddMonitorCommand(CLI::App& app);
+Command AddFeaturesCommand(CLI::App& app);
 
 }  // namespace flywheel::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
       flywheel::cli::AddLogCommand(app),
       flywheel::cli::AddModelsCommand(app),
       flywheel::cli::AddMonitorCommand(app),
+      flywheel::cli::AddFeaturesCommand(app),
   };
 
   try {

@@ -1,6 +1,7 @@
 // `flywheel serve`: the inference server. Serves the models of one or more Triton-layout model
 // repositories over KServe v2 HTTP and gRPC, with Prometheus metrics on a third port. SIGTERM or
-// SIGINT: stop accepting, finish what is in flight (up to --exit-timeout-secs), exit 0.
+// SIGINT: stop accepting, finish what is in flight (up to --exit-timeout-secs), exit 0. With
+// --features DIR it also runs the feature store (/v1/features/ and feature_lookup steps).
 #include <pthread.h>
 #include <signal.h>
 
@@ -10,9 +11,12 @@
 #include <vector>
 
 #include "api/grpc/grpc_server.h"
+#include "api/http/features_handler.h"
 #include "api/http/http_server.h"
 #include "api/http/monitor_handler.h"
 #include "cli/commands.h"
+#include "features/feature_source_adapter.h"
+#include "features/service.h"
 #include "monitor/metrics.h"
 #include "monitor/monitoring.h"
 #include "serving/server.h"
@@ -40,6 +44,10 @@ struct ServeOptions {
   double log_sample_rate = 1.0;
   std::string drift = "on";
   int64_t label_horizon_secs = 86400;
+  std::string features_dir;
+  std::string online_store;
+  std::string data_dir = "flywheel-data";
+  std::string stream_redis;
 };
 
 int RunServe(const ServeOptions& opt) {
@@ -68,6 +76,28 @@ int RunServe(const ServeOptions& opt) {
 
   monitor::Registry registry;
   monitor::AddProcessCollector(registry);
+  // Before the model server, whose feature_lookup steps read it; stopped after it drained.
+  std::unique_ptr<features::FeatureService> feature_store;
+  std::unique_ptr<features::ServiceFeatureSource> feature_source;
+  if (!opt.features_dir.empty()) {
+    features::FeatureServiceOptions feature_options;
+    feature_options.definitions_dir = opt.features_dir;
+    feature_options.data_dir = opt.data_dir;
+    feature_options.online_store = opt.online_store;
+    feature_options.stream_redis = opt.stream_redis;
+    auto started = features::FeatureService::Start(feature_options, &registry);
+    if (!started.ok()) {
+      std::fprintf(stderr, "flywheel serve: features: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 1;
+    }
+    feature_store = std::move(*started);
+    feature_source = std::make_unique<features::ServiceFeatureSource>(feature_store.get());
+    server_options.feature_source = feature_source.get();
+    std::fprintf(stderr, "features: %zu views from %s, online store %s, event log %s\n",
+                 feature_store->registry().views().size(), opt.features_dir.c_str(),
+                 feature_store->store().Describe().c_str(), feature_store->event_log_dir().c_str());
+  }
   // Before the model server, whose versions it observes; closed (writing the log's last records)
   // after the server is gone.
   monitor::MonitoringOptions monitoring_options;
@@ -108,6 +138,11 @@ int RunServe(const ServeOptions& opt) {
   http_options.max_request_bytes = opt.max_request_bytes;
   http_options.admin_token = opt.admin_token;
   api::HttpRoutes routes;
+  if (feature_store) {
+    api::FeaturesHandlerOptions handler_options;
+    handler_options.max_request_bytes = opt.max_request_bytes;
+    routes.emplace_back("features", api::MakeFeaturesHandler(feature_store.get(), handler_options));
+  }
   routes.emplace_back("monitor",
                       api::MakeMonitorHandler(monitoring->get(), {opt.max_request_bytes, 1}));
   auto http = api::HttpServer::StartInference(http_options, server->get(), routes);
@@ -158,6 +193,13 @@ int RunServe(const ServeOptions& opt) {
   }
   server->reset();
   monitoring->reset();
+  if (feature_store) {
+    absl::Status flushed = feature_store->Stop();
+    if (!flushed.ok()) {
+      std::fprintf(stderr, "flywheel serve: features: last flush: %s\n",
+                   std::string(flushed.message()).c_str());
+    }
+  }
   std::fprintf(stderr, "flywheel serve: stopped\n");
   return 0;
 }
@@ -208,6 +250,19 @@ Command AddServeCommand(CLI::App& app) {
   sub->add_option("--load-threads", opt->load_threads, "models loaded in parallel")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  sub->add_option("--features", opt->features_dir,
+                  "feature definitions folder (YAML): runs the feature store, its /v1/features/ "
+                  "endpoints and feature_lookup steps");
+  sub->add_option("--online-store", opt->online_store,
+                  "feature online store: rocksdb:PATH or redis://host:port[/db] "
+                  "(default: rocksdb:<data-dir>/features)");
+  sub->add_option("--data-dir", opt->data_dir,
+                  "server data: the feature event log (<dir>/events) and the embedded online "
+                  "store (<dir>/features)")
+      ->capture_default_str();
+  sub->add_option("--stream-redis", opt->stream_redis,
+                  "Redis server that redis_stream feature sources read (default: the online "
+                  "store's, when it is redis://)");
   sub->add_option("--prediction-log-dir", opt->prediction_log_dir,
                   "write sampled requests (inputs, outputs) to zstd JSON Lines files here, read "
                   "with `flywheel log cat`; no prediction log without it");
