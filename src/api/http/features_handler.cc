@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "api/http/content_coding.h"
 #include "api/http/http_message.h"
 #include "api/http/url_path.h"
@@ -92,8 +93,10 @@ Reply PushErrorReply(const absl::Status& status, const std::vector<features::Eve
   return JsonReply(HttpStatusFor(status.code()), std::string(sb.GetString(), sb.GetSize()));
 }
 
-// Plain keys ("u1", 7) in "entities" become objects naming the key field of every requested view
-// whose entity has one key, so {"entities": ["u1"]} reads {"user_id": "u1"} for user views.
+// Plain keys ("u1", 7) in "entities" become objects naming the key field of the requested views,
+// so {"entities": ["u1"]} reads {"user_id": "u1"} when every requested view is keyed by user_id
+// alone. Views of multi-key entities then report MISSING_KEY; views keyed by different fields
+// make a plain key ambiguous (an error).
 absl::Status ExpandPlainKeys(const features::FeatureRegistry& registry, rj::Document& body) {
   auto entities = body.FindMember("entities");
   auto features = body.FindMember("features");
@@ -122,6 +125,13 @@ absl::Status ExpandPlainKeys(const features::FeatureRegistry& registry, rj::Docu
           absl::StrCat("entities[", i,
                        "]: expected an entity key (a string or an integer) or an object of key "
                        "fields such as {\"user_id\": \"u1\"}"));
+    }
+    // A user id is no item id: one plain key cannot serve views keyed by different fields.
+    if (key_fields.size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "entities[", i, "]: a plain key is ambiguous: the requested views are keyed by ",
+          absl::StrJoin(key_fields, " and "), "; give objects of key fields such as {\"",
+          key_fields[0], "\": ..., \"", key_fields[1], "\": ...}"));
     }
     rj::Value row(rj::kObjectType);
     for (const std::string& field : key_fields) {

@@ -25,6 +25,7 @@ constexpr char kDefinitions[] = R"(
 entities:
   user: {keys: [user_id]}
   pair: {keys: [user_id, item_id]}
+  item: {keys: [item_id]}
 sources:
   clicks: {kind: push, timestamp: ts}
 views:
@@ -39,6 +40,10 @@ views:
       recent_pages: last_n(page, 2) over 1d, every 1h
   pair_clicks:
     entity: pair
+    source: clicks
+    aggregations: {clicks_1d: "count over 1d, every 1h"}
+  items:
+    entity: item
     source: clicks
     aggregations: {clicks_1d: "count over 1d, every 1h"}
 )";
@@ -201,6 +206,10 @@ TEST_F(FeaturesHandlerTest, BadRequestsNameTheProblem) {
   r = Post("/v1/features/online", R"({"features": ["user_clicks:country"], "entities": [1.5]})");
   EXPECT_EQ(r.status, 400);
   EXPECT_THAT(r.body, HasSubstr("entities[0]"));
+  r = Post("/v1/features/online",
+           R"({"features": ["user_clicks:country", "items:clicks_1d"], "entities": ["u1"]})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("ambiguous"));
   r = Post("/v1/features/online", "");
   EXPECT_EQ(r.status, 400);
 }
@@ -209,7 +218,7 @@ TEST_F(FeaturesHandlerTest, ViewsAndRouting) {
   Result views = Call(http::bhttp::verb::get, "/v1/features/views");
   ASSERT_EQ(views.status, 200);
   ASSERT_TRUE(views.json.HasMember("views"));
-  EXPECT_EQ(views.json["views"].Size(), 2u);
+  EXPECT_EQ(views.json["views"].Size(), 3u);
   EXPECT_THAT(views.body, HasSubstr("\"user_clicks\""));
   Result wrong = Call(http::bhttp::verb::get, "/v1/features/push");
   EXPECT_EQ(wrong.status, 405);
