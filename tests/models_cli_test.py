@@ -4,7 +4,7 @@
 Usage: /usr/bin/python3 tests/models_cli_test.py PATH/TO/flywheel
 
 Works on a model repository made here (numbered version folders) and checks the printed JSON,
-the registry file (<repo>/<model>/registry.json, docs/lifecycle.md), exit codes and error
+the registry file (<repo>/<model>/.flywheel/registry.json, docs/lifecycle.md), exit codes and error
 messages, and that many `flywheel models` processes changing one registry at once lose nothing.
 """
 import json
@@ -140,11 +140,11 @@ def test_promote_alias_rollback():
     check(text.returncode == 0 and "production" in text.stdout and "history:" in text.stdout,
           "text show model")
 
-    with open(os.path.join(REPO, "rank", "registry.json")) as f:
+    with open(os.path.join(REPO, "rank", ".flywheel", "registry.json")) as f:
         stored = json.load(f)
     check(stored["format"] == "flywheel.registry/1" and stored["model"] == "rank", "file header")
     check(stored["aliases"]["production"]["version"] == 3, "file alias")
-    leftovers = [n for n in os.listdir(os.path.join(REPO, "rank")) if ".tmp-" in n]
+    leftovers = [n for n in os.listdir(os.path.join(REPO, "rank", ".flywheel")) if ".tmp-" in n]
     check(not leftovers, "temp files left: %s" % leftovers)
 
 
@@ -177,7 +177,7 @@ def test_errors():
                        stdout=subprocess.PIPE)
     check(p.returncode == 1 and "missing" in p.stderr, "missing repository: %s" % p.stderr)
     fails(("show",), code=2)  # --model is required
-    path = os.path.join(REPO, "ads", "registry.json")
+    path = os.path.join(REPO, "ads", ".flywheel", "registry.json")
     with open(path, "w") as f:
         f.write('{"format": "flywheel.registry/1", "versions": [')
     fails(("show", "-m", "ads"), path)

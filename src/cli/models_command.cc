@@ -355,7 +355,8 @@ Command AddModelsCommand(CLI::App& app) {
       "models", "Model registry: version metadata and aliases (production, ...)");
   models->require_subcommand(1);
   models->footer(
-      "The registry of a model is <repository>/<model>/registry.json (see docs/lifecycle.md).\n"
+      "The registry of a model is <repository>/<model>/.flywheel/registry.json (see "
+      "docs/lifecycle.md).\n"
       "Versions are the numbered folders; aliases name one of them and keep a rollback history.");
 
   CLI::App* list = models->add_subcommand("list", "List models and versions (on disk, registered)");

@@ -168,7 +168,7 @@ absl::StatusOr<std::unique_ptr<Registry>> Registry::Open(const std::string& repo
 }
 
 std::string Registry::FilePath(absl::string_view model) const {
-  return (fs::path(repository_) / std::string(model) / kFileName).string();
+  return (fs::path(repository_) / std::string(model) / kFolderName / kFileName).string();
 }
 
 absl::Status Registry::CheckModel(absl::string_view model) const {
@@ -205,8 +205,14 @@ void Registry::Remember(absl::string_view model, ModelRecord record, std::string
 absl::StatusOr<ModelRecord> Registry::Modify(
     absl::string_view model, const std::function<absl::StatusOr<bool>(ModelRecord&)>& change) {
   FW_RETURN_IF_ERROR(CheckModel(model));
-  const std::string dir = (fs::path(repository_) / std::string(model)).string();
-  FW_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire((fs::path(dir) / kLockFileName).string()));
+  const fs::path dir = fs::path(repository_) / std::string(model) / kFolderName;
+  std::error_code ec;
+  fs::create_directory(dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "model '", model, "': cannot create registry folder ", dir.string(), ": ", ec.message()));
+  }
+  FW_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire((dir / kLockFileName).string()));
   FW_ASSIGN_OR_RETURN(ModelRecord record, Read(model));
   FW_ASSIGN_OR_RETURN(const bool changed, change(record));
   if (!changed) return record;

@@ -97,15 +97,19 @@ struct RegistryOptions {
 // same repository at once (each change holds an exclusive lock on the model's lock file).
 class Registry {
  public:
+  // The registry of a model lives in <repository>/<model>/.flywheel/: a folder that is neither
+  // a version nor a file of the model, so that changing aliases never looks like a model change
+  // to the server's repository polling.
+  static constexpr const char* kFolderName = ".flywheel";
   static constexpr const char* kFileName = "registry.json";
-  static constexpr const char* kLockFileName = ".registry.lock";
+  static constexpr const char* kLockFileName = "registry.lock";
 
   // Fails when `repository` is not a folder.
   static absl::StatusOr<std::unique_ptr<Registry>> Open(const std::string& repository,
                                                         RegistryOptions options = {});
 
   const std::string& repository() const { return repository_; }
-  // <repository>/<model>/registry.json
+  // <repository>/<model>/.flywheel/registry.json
   std::string FilePath(absl::string_view model) const;
 
   // Every model folder (sorted), with its versions on disk and registered.

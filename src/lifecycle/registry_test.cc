@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -56,7 +57,7 @@ class RegistryTest : public ::testing::Test {
 
   std::vector<std::string> TempFiles(const std::string& model) {
     std::vector<std::string> out;
-    for (const auto& entry : fs::directory_iterator(root_ / model)) {
+    for (const auto& entry : fs::directory_iterator(root_ / model / ".flywheel")) {
       const std::string name = entry.path().filename().string();
       if (absl::StrContains(name, ".tmp-")) out.push_back(name);
     }
@@ -109,8 +110,23 @@ TEST_F(RegistryTest, RegisterAndShowRoundTripThroughTheFile) {
   EXPECT_TRUE(shown->on_disk);
   EXPECT_TRUE(shown->registered);
   ExpectSameMetadata(shown->metadata, FullMetadata(2));
-  EXPECT_TRUE(fs::exists(root_ / "rank" / "registry.json"));
+  EXPECT_TRUE(fs::exists(root_ / "rank" / ".flywheel" / "registry.json"));
   EXPECT_TRUE(TempFiles("rank").empty());
+}
+
+// The server's repository poll fingerprints the files and version folders of a model folder; the
+// registry must not show up there, or every alias move would reload the model.
+TEST_F(RegistryTest, TheModelFolderGainsOnlyTheRegistryFolder) {
+  auto registry = Open();
+  ASSERT_TRUE(registry->Register("rank", FullMetadata(2), alice_).ok());
+  ASSERT_TRUE(registry->Promote("rank", 2, alice_).ok());
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root_ / "rank")) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_THAT(names, ElementsAre(".flywheel", "1", "2", "3"));
+  EXPECT_TRUE(fs::is_directory(root_ / "rank" / ".flywheel"));
 }
 
 TEST_F(RegistryTest, RegisterFillsCreatedAndAuthor) {
@@ -214,7 +230,7 @@ TEST_F(RegistryTest, AliasNamesAreValidated) {
   auto missing = registry->SetAlias("rank", "production", 9, alice_);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("model 'rank' alias 'production'"));
-  EXPECT_FALSE(fs::exists(root_ / "rank" / "registry.json"));
+  EXPECT_FALSE(fs::exists(root_ / "rank" / ".flywheel" / "registry.json"));
 }
 
 TEST_F(RegistryTest, PromoteAndRollbackWalkTheChain) {
@@ -331,7 +347,7 @@ TEST_F(RegistryTest, ResolveServesTheCachedCopyWithinTheRefreshInterval) {
 TEST_F(RegistryTest, ACrashBeforeTheRenameLeavesTheOldFile) {
   auto registry = Open();
   ASSERT_TRUE(registry->Promote("rank", 1, alice_).ok());
-  const std::string before = ReadFile(root_ / "rank" / "registry.json");
+  const std::string before = ReadFile(root_ / "rank" / ".flywheel" / "registry.json");
 
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
@@ -346,7 +362,7 @@ TEST_F(RegistryTest, ACrashBeforeTheRenameLeavesTheOldFile) {
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 3);
 
-  EXPECT_EQ(ReadFile(root_ / "rank" / "registry.json"), before);
+  EXPECT_EQ(ReadFile(root_ / "rank" / ".flywheel" / "registry.json"), before);
   EXPECT_EQ(TempFiles("rank").size(), 1u);
   auto fresh = Open();
   EXPECT_EQ(*fresh->Resolve("rank", "production"), 1);
@@ -418,7 +434,8 @@ TEST_F(RegistryTest, ConcurrentUpdatesFromProcessesAreAllKept) {
 
 TEST_F(RegistryTest, DamagedFilesAreReportedWithTheirPath) {
   auto registry = Open();
-  const fs::path file = root_ / "rank" / "registry.json";
+  const fs::path file = root_ / "rank" / ".flywheel" / "registry.json";
+  fs::create_directories(file.parent_path());
   std::ofstream(file) << "{\"format\": \"flywheel.registry/1\", \"versions\": [";
   auto list = registry->List("rank");
   EXPECT_EQ(list.status().code(), absl::StatusCode::kDataLoss);
