@@ -1,6 +1,5 @@
 // The registry's operations: every change is a locked read-modify-write of the model's registry
-// file; reads for requests (Resolve) go through an in-memory copy checked against the file's
-// stamp at most once per refresh interval.
+// file. The per-request read path (Resolve, Snapshot) is in registry_resolve.cc.
 #include "lifecycle/registry.h"
 
 #include <algorithm>
@@ -10,15 +9,13 @@
 #include <system_error>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/status.h"
 #include "lifecycle/registry_file.h"
 #include "lifecycle/registry_format.h"
+#include "lifecycle/registry_names.h"
 
 namespace flywheel::lifecycle {
 namespace {
@@ -27,22 +24,6 @@ namespace fs = std::filesystem;
 
 // How far back an alias can be rolled back.
 constexpr size_t kMaxPrevious = 100;
-constexpr size_t kMaxAliasLength = 64;
-
-// Model names are folder names of the repository; these rules keep a name inside it.
-absl::Status ValidateModelName(absl::string_view model) {
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model name '", absl::CHexEscape(model), "' ", why));
-  };
-  if (model.empty()) return absl::InvalidArgumentError("model name is empty");
-  if (model.front() == '.') return bad("starts with '.'");
-  for (unsigned char c : model) {
-    if (c == '/' || c == '\\') return bad("contains a path separator");
-    if (c < 0x20 || c == 0x7f) return bad("contains a control character");
-  }
-  return absl::OkStatus();
-}
 
 // The numbered version folders of `dir`.
 absl::StatusOr<std::set<int64_t>> VersionsOnDisk(const fs::path& dir, absl::string_view model) {
@@ -59,13 +40,6 @@ absl::StatusOr<std::set<int64_t>> VersionsOnDisk(const fs::path& dir, absl::stri
         absl::StrCat("model '", model, "': cannot list ", dir.string(), ": ", ec.message()));
   }
   return versions;
-}
-
-std::string AliasList(const ModelRecord& record) {
-  if (record.aliases.empty()) return "none";
-  std::vector<std::string> names;
-  for (const auto& [name, alias] : record.aliases) names.push_back(name);
-  return absl::StrJoin(names, ", ");
 }
 
 absl::Status ValidateMetadata(absl::string_view model, const VersionMetadata& m) {
@@ -122,36 +96,6 @@ void AppendHistory(ModelRecord& record, AliasChange change, size_t max_history) 
 }
 
 }  // namespace
-
-absl::Status ValidateAliasName(absl::string_view alias) {
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("alias '", absl::CHexEscape(alias), "' ", why));
-  };
-  if (alias.empty()) return absl::InvalidArgumentError("alias name is empty");
-  if (alias.size() > kMaxAliasLength) {
-    return bad(absl::StrCat("is longer than ", kMaxAliasLength, " characters"));
-  }
-  for (char c : alias) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_' && c != '-') {
-      return bad("may contain only a-z, 0-9, '_' and '-'");
-    }
-  }
-  if (std::all_of(alias.begin(), alias.end(), [](char c) { return absl::ascii_isdigit(c); })) {
-    return bad("is a number; aliases need a letter so that they never read as a version");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> ParseVersionNumber(absl::string_view text) {
-  int64_t version = 0;
-  if (text.empty() || text.size() > 18 || text.front() == '0' ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return absl::ascii_isdigit(c); }) ||
-      !absl::SimpleAtoi(text, &version)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", absl::CHexEscape(text), "' is not a version number (a positive integer)"));
-  }
-  return version;
-}
 
 Registry::Registry(std::string repository, RegistryOptions options)
     : repository_(std::move(repository)), options_(std::move(options)) {}
@@ -292,12 +236,12 @@ absl::StatusOr<VersionInfo> Registry::Show(absl::string_view model,
                                                      absl::CHexEscape(version),
                                                      "' is neither a version number nor an alias"));
     }
-    auto alias = info.aliases.find(std::string(version));
+    auto alias = info.aliases.find(version);
     if (alias == info.aliases.end()) {
       ModelRecord names;
       names.aliases = info.aliases;
       return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", version,
-                                              "' (aliases: ", AliasList(names), "; registry ",
+                                              "' (aliases: ", AliasNames(names), "; registry ",
                                               info.registry_file, ")"));
     }
     number = alias->second.version;
@@ -338,22 +282,31 @@ absl::StatusOr<VersionMetadata> Registry::Register(absl::string_view model,
 absl::StatusOr<VersionMetadata> Registry::Update(
     absl::string_view model, int64_t version, const std::function<void(VersionMetadata&)>& update,
     const ChangeAuthor& author) {
-  FW_ASSIGN_OR_RETURN(ModelRecord record,
-                      Modify(model, [&](ModelRecord& r) -> absl::StatusOr<bool> {
-                        VersionMetadata m;
-                        if (auto it = r.versions.find(version); it != r.versions.end()) {
-                          m = it->second;
-                        } else {
-                          m.created = absl::Now();
-                          m.registered_by = author.by;
-                        }
-                        update(m);
-                        m.version = version;
-                        if (m.created == absl::InfinitePast()) m.created = absl::Now();
-                        FW_RETURN_IF_ERROR(ValidateMetadata(model, m));
-                        r.versions[version] = std::move(m);
-                        return true;
-                      }));
+  FW_ASSIGN_OR_RETURN(
+      ModelRecord record, Modify(model, [&](ModelRecord& r) -> absl::StatusOr<bool> {
+        VersionMetadata m;
+        if (auto it = r.versions.find(version); it != r.versions.end()) {
+          m = it->second;
+        } else {
+          // Metadata only for versions that exist (or existed when registered).
+          const fs::path folder =
+              fs::path(repository_) / std::string(model) / std::to_string(version);
+          std::error_code ec;
+          if (version <= 0 || !fs::is_directory(folder, ec)) {
+            return absl::NotFoundError(
+                absl::StrCat("model '", model, "' has no version folder ", folder.string(),
+                             " and no metadata for version ", version, " in ", FilePath(model)));
+          }
+          m.created = absl::Now();
+          m.registered_by = author.by;
+        }
+        update(m);
+        m.version = version;
+        if (m.created == absl::InfinitePast()) m.created = absl::Now();
+        FW_RETURN_IF_ERROR(ValidateMetadata(model, m));
+        r.versions[version] = std::move(m);
+        return true;
+      }));
   return record.versions.at(version);
 }
 
@@ -408,10 +361,10 @@ absl::StatusOr<AliasChange> Registry::Rollback(absl::string_view model, const Ch
   FW_RETURN_IF_ERROR(
       Modify(model, [&](ModelRecord& r) -> absl::StatusOr<bool> {
         const std::string file = FilePath(model);
-        auto it = r.aliases.find(std::string(alias));
+        auto it = r.aliases.find(alias);
         if (it == r.aliases.end()) {
           return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias,
-                                                  "' to roll back (aliases: ", AliasList(r),
+                                                  "' to roll back (aliases: ", AliasNames(r),
                                                   "; registry ", file, ")"));
         }
         Alias& target = it->second;
@@ -445,10 +398,10 @@ absl::StatusOr<AliasChange> Registry::RemoveAlias(absl::string_view model, absl:
   FW_RETURN_IF_ERROR(CheckAlias(model, alias));
   AliasChange change;
   auto change_record = [&](ModelRecord& r) -> absl::StatusOr<bool> {
-    auto it = r.aliases.find(std::string(alias));
+    auto it = r.aliases.find(alias);
     if (it == r.aliases.end()) {
       return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias,
-                                              "' (aliases: ", AliasList(r), "; registry ",
+                                              "' (aliases: ", AliasNames(r), "; registry ",
                                               FilePath(model), ")"));
     }
     change = MakeChange(alias, "remove", it->second.version, 0, author);
@@ -458,71 +411,6 @@ absl::StatusOr<AliasChange> Registry::RemoveAlias(absl::string_view model, absl:
   };
   FW_RETURN_IF_ERROR(Modify(model, change_record).status());
   return change;
-}
-
-absl::StatusOr<std::shared_ptr<const ModelRecord>> Registry::Snapshot(absl::string_view model) {
-  FW_RETURN_IF_ERROR(ValidateModelName(model));
-  const absl::Time now = absl::Now();
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = cache_.find(model);
-    if (it != cache_.end() && now - it->second.checked < options_.refresh_interval) {
-      return it->second.record;
-    }
-  }
-  const std::string path = FilePath(model);
-  FW_ASSIGN_OR_RETURN(const std::string stamp, FileStamp(path));
-  if (stamp.empty()) {
-    // No file: nothing to cache (keeps the cache bounded by the files on disk).
-    {
-      absl::MutexLock lock(&mu_);
-      cache_.erase(std::string(model));
-    }
-    auto empty = std::make_shared<ModelRecord>();
-    empty->model = std::string(model);
-    return std::shared_ptr<const ModelRecord>(std::move(empty));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = cache_.find(model);
-    if (it != cache_.end() && it->second.stamp == stamp) {
-      it->second.checked = now;
-      return it->second.record;
-    }
-  }
-  FW_ASSIGN_OR_RETURN(std::optional<FileContents> contents, ReadWholeFile(path));
-  ModelRecord record;
-  std::string read_stamp;
-  if (contents.has_value()) {
-    FW_ASSIGN_OR_RETURN(record, DecodeRecord(contents->data, path));
-    read_stamp = std::move(contents->stamp);
-  }
-  record.model = std::string(model);
-  auto shared = std::make_shared<const ModelRecord>(std::move(record));
-  absl::MutexLock lock(&mu_);
-  Cached& cached = cache_[std::string(model)];
-  cached.record = shared;
-  cached.stamp = std::move(read_stamp);
-  cached.checked = now;
-  return shared;
-}
-
-absl::StatusOr<int64_t> Registry::Resolve(absl::string_view model,
-                                          absl::string_view version_or_alias) {
-  if (auto number = ParseVersionNumber(version_or_alias); number.ok()) return *number;
-  if (!ValidateAliasName(version_or_alias).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", model, "': version '", absl::CHexEscape(version_or_alias),
-        "' is neither a version number nor an alias name ([a-z0-9_-], not all digits)"));
-  }
-  FW_ASSIGN_OR_RETURN(std::shared_ptr<const ModelRecord> record, Snapshot(model));
-  auto it = record->aliases.find(std::string(version_or_alias));
-  if (it == record->aliases.end()) {
-    return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", version_or_alias,
-                                            "' (aliases: ", AliasList(*record), "; registry ",
-                                            FilePath(model), ")"));
-  }
-  return it->second.version;
 }
 
 }  // namespace flywheel::lifecycle

@@ -56,8 +56,8 @@ struct Alias {
 struct ModelRecord {
   std::string model;
   std::map<int64_t, VersionMetadata> versions;
-  std::map<std::string, Alias> aliases;
-  std::vector<AliasChange> history;  // oldest first
+  std::map<std::string, Alias, std::less<>> aliases;  // find() takes a string_view
+  std::vector<AliasChange> history;                   // oldest first
 };
 
 // A version as List and Show report it: on disk, registered, or both.
@@ -73,7 +73,7 @@ struct ModelInfo {
   std::string model;
   std::string registry_file;
   std::vector<VersionInfo> versions;  // ascending
-  std::map<std::string, Alias> aliases;
+  std::map<std::string, Alias, std::less<>> aliases;
   std::vector<AliasChange> history;
 };
 
@@ -124,7 +124,8 @@ class Registry {
   absl::StatusOr<VersionMetadata> Register(absl::string_view model, VersionMetadata metadata,
                                            const ChangeAuthor& author, bool replace = false);
   // Changes the metadata of a version under the lock (read, `update`, write), e.g. to add metrics
-  // after an evaluation. A version not registered yet starts from empty metadata created now.
+  // after an evaluation. A version not registered yet (its folder must exist) starts from empty
+  // metadata created now.
   absl::StatusOr<VersionMetadata> Update(absl::string_view model, int64_t version,
                                          const std::function<void(VersionMetadata&)>& update,
                                          const ChangeAuthor& author);

@@ -185,6 +185,10 @@ TEST_F(RegistryTest, UpdateMergesIntoExistingMetadata) {
   ASSERT_TRUE(fresh.ok());
   EXPECT_EQ(fresh->registered_by, "alice");
   EXPECT_NE(fresh->created, absl::InfinitePast());
+  auto missing = registry->Update(
+      "rank", 9, [](VersionMetadata&) {}, alice_);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr((root_ / "rank" / "9").string()));
 }
 
 TEST_F(RegistryTest, ListShowsVersionsOnDiskAndRegistered) {
