@@ -44,6 +44,7 @@ struct ServeOptions {
   double log_sample_rate = 1.0;
   std::string drift = "on";
   int64_t label_horizon_secs = 86400;
+  int64_t log_queue_capacity = 16384;
   std::string features_dir;
   std::string online_store;
   std::string data_dir = "flywheel-data";
@@ -105,6 +106,7 @@ int RunServe(const ServeOptions& opt) {
   monitoring_options.log_sample_rate = opt.log_sample_rate;
   monitoring_options.drift = opt.drift == "on";
   monitoring_options.quality.horizon = absl::Seconds(opt.label_horizon_secs);
+  monitoring_options.log_options.queue_capacity = opt.log_queue_capacity;
   auto monitoring = monitor::Monitoring::Create(monitoring_options);
   if (!monitoring.ok()) {
     std::fprintf(stderr, "flywheel serve: monitoring: %s\n",
@@ -270,6 +272,11 @@ Command AddServeCommand(CLI::App& app) {
                   "share of requests logged, for models whose config does not set the parameter "
                   "log_sample_rate")
       ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--log-queue-capacity", opt->log_queue_capacity,
+                  "prediction log records accepted and not yet written, at most: more are dropped "
+                  "(counted in flywheel_prediction_log_dropped_total), and a kill -9 loses no more")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--drift", opt->drift,
                   "live drift against each version's profile.json, for models whose config does "
