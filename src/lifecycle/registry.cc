@@ -53,12 +53,14 @@ absl::Status ValidateMetadata(absl::string_view model, const VersionMetadata& m)
         absl::StrCat(who, ": parent ", m.parent, " must be another version (or 0 for none)"));
   }
   for (const auto& [key, value] : m.parameters) {
-    if (key.empty())
+    if (key.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(who, ": a parameter name is empty"));
+    }
   }
   for (const auto& [key, value] : m.metrics) {
-    if (key.empty())
+    if (key.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(who, ": a metric name is empty"));
+    }
     if (!std::isfinite(value)) {
       return absl::InvalidArgumentError(
           absl::StrCat(who, ": metric '", key, "' is ", value, " (metrics must be finite)"));
@@ -238,11 +240,9 @@ absl::StatusOr<VersionInfo> Registry::Show(absl::string_view model,
     }
     auto alias = info.aliases.find(version);
     if (alias == info.aliases.end()) {
-      ModelRecord names;
-      names.aliases = info.aliases;
       return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", version,
-                                              "' (aliases: ", AliasNames(names), "; registry ",
-                                              info.registry_file, ")"));
+                                              "' (aliases: ", AliasNames(info.aliases),
+                                              "; registry ", info.registry_file, ")"));
     }
     number = alias->second.version;
   }
@@ -363,9 +363,9 @@ absl::StatusOr<AliasChange> Registry::Rollback(absl::string_view model, const Ch
         const std::string file = FilePath(model);
         auto it = r.aliases.find(alias);
         if (it == r.aliases.end()) {
-          return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias,
-                                                  "' to roll back (aliases: ", AliasNames(r),
-                                                  "; registry ", file, ")"));
+          return absl::NotFoundError(absl::StrCat(
+              "model '", model, "' has no alias '", alias,
+              "' to roll back (aliases: ", AliasNames(r.aliases), "; registry ", file, ")"));
         }
         Alias& target = it->second;
         if (target.previous.empty()) {
@@ -401,7 +401,7 @@ absl::StatusOr<AliasChange> Registry::RemoveAlias(absl::string_view model, absl:
     auto it = r.aliases.find(alias);
     if (it == r.aliases.end()) {
       return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", alias,
-                                              "' (aliases: ", AliasNames(r), "; registry ",
+                                              "' (aliases: ", AliasNames(r.aliases), "; registry ",
                                               FilePath(model), ")"));
     }
     change = MakeChange(alias, "remove", it->second.version, 0, author);

@@ -32,10 +32,10 @@ absl::Status ValidateModelName(absl::string_view model) {
   return absl::OkStatus();
 }
 
-std::string AliasNames(const ModelRecord& record) {
-  if (record.aliases.empty()) return "none";
+std::string AliasNames(const std::map<std::string, Alias, std::less<>>& aliases) {
+  if (aliases.empty()) return "none";
   std::vector<std::string> names;
-  for (const auto& [name, alias] : record.aliases) names.push_back(name);
+  for (const auto& [name, alias] : aliases) names.push_back(name);
   return absl::StrJoin(names, ", ");
 }
 

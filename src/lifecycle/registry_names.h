@@ -3,6 +3,8 @@
 // registry.h).
 #pragma once
 
+#include <functional>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -15,6 +17,6 @@ namespace flywheel::lifecycle {
 // it: not empty, no leading '.', no path separator or control character.
 absl::Status ValidateModelName(absl::string_view model);
 // "production, staging" or "none", for messages.
-std::string AliasNames(const ModelRecord& record);
+std::string AliasNames(const std::map<std::string, Alias, std::less<>>& aliases);
 
 }  // namespace flywheel::lifecycle

@@ -75,8 +75,8 @@ absl::StatusOr<int64_t> Registry::Resolve(absl::string_view model,
   auto it = record->aliases.find(version_or_alias);
   if (it == record->aliases.end()) {
     return absl::NotFoundError(absl::StrCat("model '", model, "' has no alias '", version_or_alias,
-                                            "' (aliases: ", AliasNames(*record), "; registry ",
-                                            FilePath(model), ")"));
+                                            "' (aliases: ", AliasNames(record->aliases),
+                                            "; registry ", FilePath(model), ")"));
   }
   return it->second.version;
 }
