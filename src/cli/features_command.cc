@@ -39,7 +39,7 @@ struct ExportOptions {
 };
 
 int Fail(const char* command, const absl::Status& status) {
-  std::fprintf(stderr, "flywheel features %s: %s\n", command,
+  std::fprintf(stderr, "flywheel features %s: error: %s\n", command,
                std::string(status.message()).c_str());
   return 1;
 }
