@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "features/event_log.h"
+#include "features/feature_source_adapter.h"
 #include "features/ingest_log.h"
 #include "features/redis_test_server.h"
 #include "features/stream_reader.h"
@@ -240,6 +241,31 @@ TEST_F(FeatureServiceTest, MetricsCountEventsAndLookups) {
   EXPECT_THAT(text, HasSubstr("flywheel_feature_lookup_latency_us_count{path=\"http\"} 1"));
   service->reset();
   EXPECT_THAT(registry.Render(), ::testing::Not(HasSubstr("flywheel_feature_events_total")));
+}
+
+TEST_F(FeatureServiceTest, ServesAFeatureLookupStep) {
+  monitor::Registry registry;
+  auto service = FeatureService::Start(Options(), &registry);
+  ASSERT_TRUE(service.ok()) << service.status();
+  rapidjson::Document events = Json(Clicks("u1", 3, kT0, 2.0));
+  ASSERT_TRUE((*service)->Push("clicks", events).ok());
+  ServiceFeatureSource source(service->get());
+  const std::vector<std::string> features = {"user_clicks:clicks_1d", "user_clicks:dwell_1d"};
+  ASSERT_TRUE(source.Validate(features).ok());
+  absl::Status bad = source.Validate({"user_clicks:country", "user_clicks:nope"});
+  EXPECT_THAT(bad.message(), HasSubstr("user_clicks:country"));
+  EXPECT_THAT(bad.message(), HasSubstr("nope"));
+  const std::vector<std::string> keys = {"u1", "u2"};
+  float values[4];
+  uint8_t present[4];
+  ASSERT_TRUE(source.Lookup(keys, features, -1.0f, values, present).ok());
+  EXPECT_EQ(values[0], 3.0f);
+  EXPECT_EQ(values[1], 6.0f);
+  EXPECT_EQ(present[0] + present[1], 2);
+  EXPECT_EQ(values[2], -1.0f);
+  EXPECT_EQ(present[2] + present[3], 0);
+  EXPECT_THAT(registry.Render(),
+              HasSubstr("flywheel_feature_lookup_latency_us_count{path=\"inference\"} 1"));
 }
 
 TEST(IngestLogTest, StreamEntriesBecomeTypedJsonThatParsesTheSame) {

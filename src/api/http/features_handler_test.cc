@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
+#include "zlib.h"
 
 namespace flywheel::api {
 namespace {
@@ -82,8 +83,10 @@ class FeaturesHandlerTest : public ::testing::Test {
     std::filesystem::remove_all(root_, ec);
   }
 
-  Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "") {
+  Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "",
+              const std::string& content_encoding = "") {
     http::Request request{method, target, 11};
+    if (!content_encoding.empty()) request.set("Content-Encoding", content_encoding);
     if (!body.empty()) {
       request.body() = std::make_shared<http::BodyBytes>(body.size(), 0);
       request.body()->Append(body.data(), body.size());
@@ -103,8 +106,9 @@ class FeaturesHandlerTest : public ::testing::Test {
     r.json.Parse(r.body.c_str());
     return r;
   }
-  Result Post(const std::string& target, const std::string& body) {
-    return Call(http::bhttp::verb::post, target, body);
+  Result Post(const std::string& target, const std::string& body,
+              const std::string& content_encoding = "") {
+    return Call(http::bhttp::verb::post, target, body, content_encoding);
   }
 
   std::string root_;
@@ -212,6 +216,26 @@ TEST_F(FeaturesHandlerTest, BadRequestsNameTheProblem) {
   EXPECT_THAT(r.body, HasSubstr("ambiguous"));
   r = Post("/v1/features/online", "");
   EXPECT_EQ(r.status, 400);
+}
+
+TEST_F(FeaturesHandlerTest, CompressedPushAndOversizedBody) {
+  const std::string body =
+      absl::StrCat(R"({"source": "clicks", "events": [)", Click("u3", kT0), "]}");
+  uLongf size = compressBound(body.size());
+  std::string compressed(size, '\0');
+  ASSERT_EQ(compress2(reinterpret_cast<Bytef*>(compressed.data()), &size,
+                      reinterpret_cast<const Bytef*>(body.data()), body.size(), 6),
+            Z_OK);
+  compressed.resize(size);
+  Result push = Post("/v1/features/push", compressed, "deflate");
+  ASSERT_EQ(push.status, 200) << push.body;
+  EXPECT_EQ(push.json["accepted"].GetInt(), 1);
+  EXPECT_EQ(Post("/v1/features/push", compressed, "br").status, 415);
+  // Inflated past the limit: 413, before anything is parsed.
+  FeaturesHandlerOptions small;
+  small.max_request_bytes = 16;
+  handler_ = MakeFeaturesHandler(service_.get(), small);
+  EXPECT_EQ(Post("/v1/features/push", compressed, "deflate").status, 413);
 }
 
 TEST_F(FeaturesHandlerTest, ViewsAndRouting) {
