@@ -2,7 +2,8 @@
 # `make bench`: flywheel's engine against ONNX Runtime on the example models (same inputs, same
 # run), output check against ORT, transformer memory; then tree models against XGBoost's own
 # predictor (bench/trees_vs_xgboost); writes docs/benchmarks.md; then the inference server
-# (bench/serving_bench.py); then the feature store (bench/features_bench).
+# (bench/serving_bench.py); then the feature store (bench/features_bench); then what model
+# monitoring costs (bench/monitoring_bench.py).
 # Usage: scripts/bench.sh BUILD_DIR [extra options for bench/engine_vs_ort.py, e.g. --reps 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,3 +53,9 @@ if [[ -x $build/bench/features_bench ]]; then
 else
   echo "bench.sh: $build/bench/features_bench not built; skipped" >&2
 fi
+
+# What model monitoring costs the request path: the MLP ranker with monitoring off, drift only,
+# and drift + a 100% prediction log; replaces its own section.
+echo "== model monitoring overhead (bench/monitoring_bench.py)"
+/usr/bin/python3 bench/monitoring_bench.py "$build" --out docs/benchmarks.md \
+  --command "make bench  (scripts/bench.sh $build): bench/monitoring_bench.py $build"
