@@ -1,5 +1,6 @@
 #include "features/service.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 #include <utility>
