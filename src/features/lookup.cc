@@ -88,17 +88,21 @@ absl::StatusOr<LookupResult> GetOnlineFeatures(const FeaturePipeline& pipeline,
     it->second.emplace_back(static_cast<int>(c), ref->feature);
   }
   absl::Time now = request.now ? *request.now : pipeline.Now();
-  std::vector<std::string> keys;
-  std::vector<size_t> key_rows;
-  std::vector<int> features;
-  std::vector<FeatureValue> values;
+  // Every view's keys first, then one read for all of them: the entities the memory does not
+  // hold come from the store in a single round trip.
+  const size_t num_views = view_order.size();
+  std::vector<std::vector<std::string>> keys(num_views);
+  std::vector<std::vector<size_t>> key_rows(num_views);
+  std::vector<std::vector<int>> features(num_views);
+  std::vector<std::vector<FeatureValue>> values(num_views);
+  std::vector<FeaturePipeline::ViewRead> reads;
+  std::vector<size_t> read_views;  // index into view_order of each read
   std::vector<absl::string_view> parts;
-  for (int v : view_order) {
+  for (size_t vi = 0; vi < num_views; ++vi) {
+    const int v = view_order[vi];
     const auto& columns = by_view[v];
     const ViewDef& view = registry.views()[v];
     const EntityDef& entity = registry.entities()[view.entity_index];
-    keys.clear();
-    key_rows.clear();
     for (size_t r = 0; r < request.entities.size(); ++r) {
       parts.clear();
       for (const std::string& field : entity.keys) {
@@ -116,17 +120,22 @@ absl::StatusOr<LookupResult> GetOnlineFeatures(const FeaturePipeline& pipeline,
         }
         continue;
       }
-      keys.push_back(std::move(key));
-      key_rows.push_back(r);
+      keys[vi].push_back(std::move(key));
+      key_rows[vi].push_back(r);
     }
-    if (keys.empty()) continue;
-    features.clear();
-    for (const auto& [column, feature] : columns) features.push_back(feature);
-    absl::Status status = pipeline.ReadView(v, keys, features, now, &values);
-    if (!status.ok()) return status;
-    for (size_t k = 0; k < keys.size(); ++k) {
+    if (keys[vi].empty()) continue;
+    for (const auto& [column, feature] : columns) features[vi].push_back(feature);
+    reads.push_back({v, keys[vi], features[vi], &values[vi]});
+    read_views.push_back(vi);
+  }
+  if (reads.empty()) return result;
+  FW_RETURN_IF_ERROR(pipeline.ReadViews(reads, now));
+  for (size_t vi : read_views) {
+    const auto& columns = by_view[view_order[vi]];
+    for (size_t k = 0; k < keys[vi].size(); ++k) {
       for (size_t j = 0; j < columns.size(); ++j) {
-        result.rows[key_rows[k]][columns[j].first] = std::move(values[k * columns.size() + j]);
+        result.rows[key_rows[vi][k]][columns[j].first] =
+            std::move(values[vi][k * columns.size() + j]);
       }
     }
   }
@@ -175,19 +184,24 @@ absl::Status LookupNumericFeatures(const FeaturePipeline& pipeline,
     if (it == by_view.end()) it = by_view.insert(by_view.end(), {ref.view, {}});
     it->second.emplace_back(c, ref.feature);
   }
-  std::vector<int> columns;
-  std::vector<FeatureValue> read;
-  for (const auto& [view, cols] : by_view) {
-    columns.clear();
-    for (const auto& [column, feature] : cols) columns.push_back(feature);
-    FW_RETURN_IF_ERROR(pipeline.ReadView(view, keys, columns, now, &read));
+  // All views in one read: one store round trip for the entities not held in memory.
+  std::vector<std::vector<int>> columns(by_view.size());
+  std::vector<std::vector<FeatureValue>> read(by_view.size());
+  std::vector<FeaturePipeline::ViewRead> reads;
+  for (size_t i = 0; i < by_view.size(); ++i) {
+    for (const auto& [column, feature] : by_view[i].second) columns[i].push_back(feature);
+    reads.push_back({by_view[i].first, keys, columns[i], &read[i]});
+  }
+  FW_RETURN_IF_ERROR(pipeline.ReadViews(reads, now));
+  for (size_t i = 0; i < by_view.size(); ++i) {
+    const auto& cols = by_view[i].second;
     for (size_t k = 0; k < keys.size(); ++k) {
       for (size_t j = 0; j < cols.size(); ++j) {
-        const FeatureValue& v = read[k * cols.size() + j];
+        const FeatureValue& v = read[i][k * cols.size() + j];
         if (!v.present()) continue;
         float number;
-        if (const int64_t* i = std::get_if<int64_t>(&v.value)) {
-          number = static_cast<float>(*i);
+        if (const int64_t* n = std::get_if<int64_t>(&v.value)) {
+          number = static_cast<float>(*n);
         } else if (const double* d = std::get_if<double>(&v.value)) {
           number = static_cast<float>(*d);
         } else if (const bool* b = std::get_if<bool>(&v.value)) {

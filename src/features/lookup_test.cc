@@ -131,6 +131,48 @@ TEST_F(LookupTest, TwentyFeaturesOfOneEntity) {
   EXPECT_EQ(result->rows[0][19].value, Value(int64_t{3}));        // clicks_1h
 }
 
+TEST_F(LookupTest, StoreReadsOfEveryViewAndEntityTakeOneMultiGet) {
+  ASSERT_TRUE(pipeline_->Flush().ok());
+  PipelineOptions options;
+  options.clock = [] { return absl::FromUnixSeconds(kT0 + 86400); };
+  FeaturePipeline fresh(*registry_, &store_, options);  // holds nothing: every read is the store's
+  LookupRequest request;
+  request.features = {"user_clicks:clicks_1h", "item_clicks:users_1h", "user_clicks:country",
+                      "pair_clicks:clicks_1d", "user_orders:nope"};
+  request.entities = {{{"user_id", "u1"}, {"item_id", "i1"}},
+                      {{"user_id", "u2"}, {"item_id", "i2"}},
+                      {{"user_id", "u3"}}};
+  request.now = absl::FromUnixSeconds(kT0 + 3600);
+  absl::StatusOr<LookupResult> expected = GetOnlineFeatures(*pipeline_, request);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  const int before = store_.multi_gets();
+  absl::StatusOr<LookupResult> result = GetOnlineFeatures(fresh, request);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(store_.multi_gets() - before, 1);
+  ASSERT_EQ(result->rows.size(), expected->rows.size());
+  for (size_t r = 0; r < result->rows.size(); ++r) {
+    for (size_t c = 0; c < request.features.size(); ++c) {
+      EXPECT_EQ(result->rows[r][c].status, expected->rows[r][c].status) << r << " " << c;
+      EXPECT_EQ(result->rows[r][c].value, expected->rows[r][c].value) << r << " " << c;
+    }
+  }
+  EXPECT_EQ(result->rows[0][0].value, Value(int64_t{3}));
+  EXPECT_EQ(result->rows[2][1].status, FeatureStatus::kMissingKey);
+
+  std::vector<std::string> keys = {"u1", "nobody"};
+  std::vector<std::string> numeric = {"user_clicks:clicks_1h", "user_orders:spend_1h"};
+  std::vector<float> values(4);
+  std::vector<uint8_t> present(4);
+  const int numeric_before = store_.multi_gets();
+  ASSERT_TRUE(LookupNumericFeatures(fresh, keys, numeric, absl::FromUnixSeconds(kT0 + 3600), -1.0f,
+                                    values.data(), present.data())
+                  .ok());
+  EXPECT_EQ(store_.multi_gets() - numeric_before, 1);
+  EXPECT_EQ(values[0], 3.0f);
+  EXPECT_EQ(present[0], 1);
+  EXPECT_EQ(present[2], 0);
+}
+
 TEST_F(LookupTest, NumericFeaturesForInferenceSteps) {
   std::vector<std::string> features = {"user_clicks:clicks_1h", "user_clicks:age",
                                        "user_clicks:mean_dwell_1h"};

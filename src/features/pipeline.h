@@ -168,6 +168,17 @@ class FeaturePipeline {
                         absl::Span<const int> features, absl::Time now,
                         std::vector<FeatureValue>* out) const;
 
+  // One view's part of a ReadViews call (the arguments of ReadView).
+  struct ViewRead {
+    int view = 0;
+    absl::Span<const std::string> entity_keys;
+    absl::Span<const int> features;
+    std::vector<FeatureValue>* out = nullptr;
+  };
+  // ReadView for several views at once: the entities of all of them that are not in memory are
+  // read with a single store MultiGet (one round trip to Redis, whatever the views and entities).
+  absl::Status ReadViews(absl::Span<const ViewRead> reads, absl::Time now) const;
+
  private:
   struct Shard;
   struct SourceRuntime;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "features/pipeline.h"
 #include "features/pipeline_internal.h"
 #include "features/state_codec.h"
@@ -120,44 +121,64 @@ absl::Status FeaturePipeline::Restore() {
 absl::Status FeaturePipeline::ReadView(int view, absl::Span<const std::string> entity_keys,
                                        absl::Span<const int> features, absl::Time now,
                                        std::vector<FeatureValue>* out) const {
-  const ViewLayout& layout = *layouts_[view];
-  const size_t width = features.size();
-  out->assign(entity_keys.size() * width, FeatureValue{});
+  ViewRead read{view, entity_keys, features, out};
+  return ReadViews(absl::MakeConstSpan(&read, 1), now);
+}
+
+absl::Status FeaturePipeline::ReadViews(absl::Span<const ViewRead> reads, absl::Time now) const {
   int64_t now_ns = absl::ToUnixNanos(now);
-  std::vector<size_t> missing;
-  for (size_t i = 0; i < entity_keys.size(); ++i) {
-    const Shard& shard = *shards_[ShardOf(entity_keys[i])];
-    absl::ReaderMutexLock lock(&shard.mu);
-    auto it = shard.views[view].find(entity_keys[i]);
-    if (it == shard.views[view].end()) {
-      missing.push_back(i);
-      continue;
-    }
-    for (size_t j = 0; j < width; ++j) {
-      (*out)[i * width + j] = EvaluateFeature(layout, it->second, features[j], now_ns);
+  // (read, entity) of each state the memory does not hold, in the order of `store_keys`.
+  std::vector<std::pair<size_t, size_t>> missing;
+  for (size_t r = 0; r < reads.size(); ++r) {
+    const ViewRead& read = reads[r];
+    const ViewLayout& layout = *layouts_[read.view];
+    const size_t width = read.features.size();
+    read.out->assign(read.entity_keys.size() * width, FeatureValue{});
+    for (size_t i = 0; i < read.entity_keys.size(); ++i) {
+      const Shard& shard = *shards_[ShardOf(read.entity_keys[i])];
+      absl::ReaderMutexLock lock(&shard.mu);
+      auto it = shard.views[read.view].find(read.entity_keys[i]);
+      if (it == shard.views[read.view].end()) {
+        missing.emplace_back(r, i);
+        continue;
+      }
+      for (size_t j = 0; j < width; ++j) {
+        (*read.out)[i * width + j] = EvaluateFeature(layout, it->second, read.features[j], now_ns);
+      }
     }
   }
   if (missing.empty() || !options_.read_store_on_miss || store_ == nullptr) {
     return absl::OkStatus();
   }
-  const std::string& view_name = registry_->views()[view].name;
   std::vector<std::string> keys;
   keys.reserve(missing.size());
-  for (size_t i : missing) keys.push_back(StateKey(view_name, entity_keys[i]));
+  for (const auto& [r, i] : missing) {
+    keys.push_back(StateKey(registry_->views()[reads[r].view].name, reads[r].entity_keys[i]));
+  }
   absl::StatusOr<std::vector<std::optional<std::string>>> values = store_->MultiGet(keys);
   if (!values.ok()) {
+    std::vector<std::string> names;
+    for (const ViewRead& read : reads) {
+      const std::string& name = registry_->views()[read.view].name;
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
     return absl::Status(values.status().code(),
-                        absl::StrCat("reading view '", view_name, "' from ", store_->Describe(),
+                        absl::StrCat("reading ", names.size() == 1 ? "view '" : "views '",
+                                     absl::StrJoin(names, "', '"), "' from ", store_->Describe(),
                                      ": ", values.status().message()));
   }
   ViewState state;
   for (size_t m = 0; m < missing.size() && m < values->size(); ++m) {
     if (!(*values)[m]) continue;
+    const ViewRead& read = reads[missing[m].first];
+    const ViewLayout& layout = *layouts_[read.view];
+    const size_t width = read.features.size();
     layout.Init(&state);
     // An unreadable stored state reads as absent rather than failing the whole lookup.
     if (!DecodeState(layout, *(*values)[m], &state).ok()) continue;
     for (size_t j = 0; j < width; ++j) {
-      (*out)[missing[m] * width + j] = EvaluateFeature(layout, state, features[j], now_ns);
+      (*read.out)[missing[m].second * width + j] =
+          EvaluateFeature(layout, state, read.features[j], now_ns);
     }
   }
   return absl::OkStatus();
