@@ -856,11 +856,12 @@ std::string Report(const Args& a, const AggResult& agg, const AggResult& small,
       "to a RocksDB store (block cache 64 MB) and copied into Redis; stored state per entity: "
       "%zu + %zu bytes. Each lookup is one `GetOnlineFeatures` call (the function behind `POST "
       "/v1/features/online`; the ensemble `feature_lookup` step reads the same "
-      "`FeaturePipeline::ReadView`) for random entities, requests built up front (no HTTP, no "
+      "`FeaturePipeline::ReadViews`) for random entities, requests built up front (no HTTP, no "
       "JSON). \"In memory\" is the pipeline that ingested the events; the store rows use a "
       "fresh pipeline over the populated store with `read_store_on_miss`, so every lookup reads "
-      "and decodes the entities' states from the store (one `MultiGet` per view: 2 keys for 1 "
-      "entity, 200 for 100; Redis: one MGET per view over a pooled connection). %d timed "
+      "and decodes the entities' states from the store (one `MultiGet` per lookup across both "
+      "views: 2 keys for 1 entity, 200 for 100; Redis: one MGET over a pooled connection). %d "
+      "timed "
       "lookups of 1 entity and %d of 100 per row, after a warm-up; every value read was PRESENT "
       "unless noted.",
       static_cast<long long>(look.entities), static_cast<long long>(a.events_per_entity),
@@ -888,8 +889,8 @@ std::string Report(const Args& a, const AggResult& agg, const AggResult& small,
       "\"8-byte keys\" is a layout with one small key per entity and feature (20 keys, 2000 "
       "for 100 entities). hiredis: one connection, one blocking `redisCommandArgv` per MGET. "
       "redis-benchmark: one client, no pipelining. The Redis store rows above make one MGET per "
-      "view, so a lookup over these 2 views is 2 round trips where the state-keys baseline is "
-      "one. redis-benchmark repeats one fixed set of keys and uses its own bundled hiredis; the "
+      "lookup for both views, the same keys as the state-keys baseline (one round trip). "
+      "redis-benchmark repeats one fixed set of keys and uses its own bundled hiredis; the "
       "hiredis rows link Debian's hiredis 0.14, which builds a reply object per element (the gap "
       "between the two at 200 and 2000 keys was not investigated further).");
   L.push_back("");
