@@ -216,6 +216,8 @@ ModelPlatform PlatformOf(const inference::ModelConfig& config) {
     return ModelPlatform::kOnnx;
   }
   if (platform.empty() && backend == "fil") return ModelPlatform::kFil;
+  if (platform == "ensemble" && backend.empty()) return ModelPlatform::kEnsemble;
+  if (platform.empty() && backend == "feature_lookup") return ModelPlatform::kFeatureLookup;
   return ModelPlatform::kUnknown;
 }
 

@@ -70,8 +70,9 @@ std::vector<IOSpec> OutputSpecs(const inference::ModelConfig& config);
 SchedulerOptions SchedulerOptionsFromConfig(const inference::ModelConfig& config,
                                             const std::string& version);
 
-// Backends flywheel serves, from platform/backend.
-enum class ModelPlatform { kUnknown, kOnnx, kFil };
+// Backends flywheel serves, from platform/backend: ONNX models, XGBoost models (backend fil),
+// ensembles (platform ensemble) and online feature lookups (backend feature_lookup).
+enum class ModelPlatform { kUnknown, kOnnx, kFil, kEnsemble, kFeatureLookup };
 ModelPlatform PlatformOf(const inference::ModelConfig& config);
 
 }  // namespace flywheel::serving

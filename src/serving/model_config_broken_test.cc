@@ -30,7 +30,7 @@ const std::map<std::string, std::string>& Expected() {
       {"bad_enum.pbtxt", "TYPE_FLOAT32"},
       {"duplicate_field.pbtxt", "max_batch_size"},
       {"duplicate_input.pbtxt", "input 'x': declared more than once"},
-      {"ensemble.pbtxt", "ensemble_scheduling: not supported"},
+      {"ensemble.pbtxt", "input: none declared (an ensemble declares every input"},
       {"fil_bad_output_class.pbtxt", "parameters.output_class: 'maybe' is not true or false"},
       {"fil_lightgbm.pbtxt", "parameters.model_type: not supported"},
       {"gpu_accelerator.pbtxt", "gpu_execution_accelerator 'tensorrt'"},

@@ -61,4 +61,13 @@ void CheckDataType(const std::string& field, inference::DataType type, bool allo
 // model batches): names, data types, dims and batch sizes.
 void CheckWarmupAgainstConfig(const inference::ModelConfig& config, Problems* problems);
 
+// The parts of a configuration only ensembles have (ensemble_config.cc): declared inputs and
+// outputs, and the steps' structure (names, maps, every tensor produced once and available, no
+// cycle). What needs the step models is checked when the ensemble loads (BuildEnsemblePlan).
+void CheckEnsembleConfig(const inference::ModelConfig& config, Problems* problems);
+
+// A feature_lookup model's parameters (features, missing_value) and its one key input and its
+// values and presence outputs (feature_lookup_backend.cc).
+void CheckFeatureLookupConfig(const inference::ModelConfig& config, Problems* problems);
+
 }  // namespace flywheel::serving::config_internal

@@ -540,7 +540,7 @@ TEST(ValidateModelConfig, UnsupportedFieldsAreAllNamedInOneError) {
                    HasSubstr("repository agent 'checksum'"), HasSubstr("model_operations"),
                    HasSubstr("runtime")));
   EXPECT_THAT(ValidationError(std::string(kOnnx) + "ensemble_scheduling { step [ {} ] }"),
-              HasSubstr("ensemble_scheduling: not supported"));
+              HasSubstr("ensemble_scheduling: set, but the model is not an ensemble"));
   // Present but empty GPU settings change nothing and are accepted.
   EXPECT_THAT(ValidationError(std::string(kOnnx) + "optimization { cuda {} }"), IsEmpty());
 }

@@ -162,6 +162,10 @@ void CheckFilParameters(const inference::ModelConfig& config, Problems* problems
   }
 }
 
+constexpr char kServedRuntimes[] =
+    "flywheel serves platform onnxruntime_onnx, backend onnxruntime, backend fil, backend "
+    "feature_lookup and platform ensemble";
+
 void CheckPlatform(const inference::ModelConfig& config, Problems* problems) {
   const std::string& platform = config.platform();
   const std::string& backend = config.backend();
@@ -169,7 +173,8 @@ void CheckPlatform(const inference::ModelConfig& config, Problems* problems) {
     problems->Invalid("platform",
                       "neither platform nor backend is set (platform "
                       "\"onnxruntime_onnx\" or backend \"onnxruntime\" for ONNX "
-                      "models, backend \"fil\" for XGBoost models)");
+                      "models, backend \"fil\" for XGBoost models, platform \"ensemble\" "
+                      "for ensembles, backend \"feature_lookup\" for feature lookups)");
     return;
   }
   switch (PlatformOf(config)) {
@@ -181,22 +186,26 @@ void CheckPlatform(const inference::ModelConfig& config, Problems* problems) {
     case ModelPlatform::kFil:
       CheckFilParameters(config, problems);
       return;
+    case ModelPlatform::kEnsemble:
+      config_internal::CheckEnsembleConfig(config, problems);
+      return;
+    case ModelPlatform::kFeatureLookup:
+      config_internal::CheckFeatureLookupConfig(config, problems);
+      return;
     case ModelPlatform::kUnknown:
       break;
   }
-  const bool known_platform = platform.empty() || platform == "onnxruntime_onnx";
-  const bool known_backend = backend.empty() || backend == "onnxruntime" || backend == "fil";
+  const bool known_platform =
+      platform.empty() || platform == "onnxruntime_onnx" || platform == "ensemble";
+  const bool known_backend = backend.empty() || backend == "onnxruntime" || backend == "fil" ||
+                             backend == "feature_lookup";
   if (known_platform && known_backend) {
     problems->Invalid("backend", absl::StrCat("platform '", platform, "' and backend '", backend,
                                               "' name different runtimes"));
   } else if (!known_platform) {
-    problems->Unsupported(absl::StrCat("platform '", platform, "'"),
-                          "flywheel serves platform onnxruntime_onnx, backend onnxruntime and "
-                          "backend fil");
+    problems->Unsupported(absl::StrCat("platform '", platform, "'"), kServedRuntimes);
   } else {
-    problems->Unsupported(absl::StrCat("backend '", backend, "'"),
-                          "flywheel serves platform onnxruntime_onnx, backend onnxruntime and "
-                          "backend fil");
+    problems->Unsupported(absl::StrCat("backend '", backend, "'"), kServedRuntimes);
   }
 }
 
@@ -212,8 +221,11 @@ void CheckDynamicBatching(const inference::ModelConfig& config, Problems* proble
   if (config.has_sequence_batching()) {
     problems->Unsupported("sequence_batching", "stateful sequence models are not implemented");
   }
-  if (config.has_ensemble_scheduling()) {
-    problems->Unsupported("ensemble_scheduling", "ensembles are not implemented yet");
+  if (config.has_ensemble_scheduling() && PlatformOf(config) != ModelPlatform::kEnsemble) {
+    problems->Invalid("ensemble_scheduling",
+                      absl::StrCat("set, but the model is not an ensemble (platform '",
+                                   config.platform(), "', backend '", config.backend(),
+                                   "'; an ensemble has platform \"ensemble\" and no backend)"));
   }
   if (!config.has_dynamic_batching()) return;
   const inference::ModelDynamicBatching& batching = config.dynamic_batching();

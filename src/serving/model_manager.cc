@@ -2,7 +2,9 @@
 // lets a new version serve before the old one retires. Part of Server::Impl (server_impl.h).
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <set>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -23,6 +25,46 @@ constexpr char kLoading[] = "LOADING";
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The step models of `location`'s configuration when it is an ensemble (none otherwise, or when
+// the configuration cannot be read: its load reports that).
+std::vector<std::string> StepModelsOf(const ModelLocation& location) {
+  auto config = ReadModelConfig(location);
+  if (!config.ok() || PlatformOf(*config) != ModelPlatform::kEnsemble) return {};
+  return EnsembleStepModels(*config);
+}
+
+// Ensembles load after the models their steps name: each model's wave is one past the deepest of
+// its step models among `names` (wave 0 for models that are not ensembles).
+std::vector<std::vector<std::string>> LoadWaves(const std::map<std::string, ModelLocation>& found,
+                                                const std::vector<std::string>& names) {
+  const std::set<std::string> wanted(names.begin(), names.end());
+  std::map<std::string, std::vector<std::string>> steps;
+  for (const std::string& name : names) {
+    for (std::string& step : StepModelsOf(found.at(name))) {
+      if (wanted.count(step) != 0 && step != name) steps[name].push_back(std::move(step));
+    }
+  }
+  std::map<std::string, size_t> wave;
+  // Ensembles naming each other stop at the depth bound; their loads report what is missing.
+  std::function<size_t(const std::string&, size_t)> depth = [&](const std::string& name,
+                                                                size_t guard) -> size_t {
+    if (auto it = wave.find(name); it != wave.end()) return it->second;
+    size_t w = 0;
+    if (guard <= names.size()) {
+      for (const std::string& step : steps[name]) w = std::max(w, depth(step, guard + 1) + 1);
+    }
+    wave[name] = w;
+    return w;
+  };
+  std::vector<std::vector<std::string>> waves;
+  for (const std::string& name : names) {
+    const size_t w = depth(name, 0);
+    if (waves.size() <= w) waves.resize(w + 1);
+    waves[w].push_back(name);
+  }
+  return waves;
 }
 
 }  // namespace
@@ -58,6 +100,7 @@ absl::Status Server::Impl::Start() {
       }
       names.push_back(name);
     }
+    names = WithStepModels(found, names);
   } else {
     for (const auto& [n, loc] : found) names.push_back(n);
   }
@@ -165,8 +208,17 @@ std::vector<ModelIndexEntry> Server::Impl::Index(bool ready_only) const {
       continue;
     }
     for (const auto& [v, st] : entry.states) {
-      if (ready_only && st.state != kReady) continue;
-      out.push_back({name, v > 0 ? std::to_string(v) : "", st.state, st.reason});
+      ModelIndexEntry row{name, v > 0 ? std::to_string(v) : "", st.state, st.reason};
+      // A loaded ensemble is only as available as its step models are now.
+      auto loaded = entry.versions.find(v);
+      std::string reason;
+      if (st.state == kReady && loaded != entry.versions.end() &&
+          !StepsServing(*loaded->second, &reason)) {
+        row.state = kUnavailable;
+        row.reason = reason;
+      }
+      if (ready_only && row.state != kReady) continue;
+      out.push_back(std::move(row));
     }
   }
   return out;
@@ -184,11 +236,50 @@ absl::Status Server::Impl::LoadByName(const std::string& name,
     absl::MutexLock lock(&mu);
     models[name].location = it->second;
   }
+  // An ensemble's step models that do not serve yet load first, as Triton does.
+  absl::StatusOr<inference::ModelConfig> config =
+      config_json.has_value() ? ModelConfigFromJson(*config_json) : ReadModelConfig(it->second);
+  if (config.ok() && PlatformOf(*config) == ModelPlatform::kEnsemble) {
+    std::vector<std::string> steps;
+    for (const std::string& step : EnsembleStepModels(*config)) {
+      if (step != name && found.count(step) != 0 && !Serving(step)) steps.push_back(step);
+    }
+    if (!steps.empty()) {
+      steps = WithStepModels(found, steps);
+      {
+        absl::MutexLock lock(&mu);
+        for (const std::string& step : steps) models[step].location = found.at(step);
+      }
+      LoadMany(found, steps);
+    }
+  }
   return Load(it->second, config_json);
+}
+
+std::vector<std::string> Server::Impl::WithStepModels(
+    const std::map<std::string, ModelLocation>& found,
+    const std::vector<std::string>& names) const {
+  std::vector<std::string> out = names;
+  std::set<std::string> seen(names.begin(), names.end());
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto loc = found.find(out[i]);
+    if (loc == found.end()) continue;
+    for (const std::string& step : StepModelsOf(loc->second)) {
+      if (found.count(step) != 0 && !Serving(step) && seen.insert(step).second) {
+        out.push_back(step);
+      }
+    }
+  }
+  return out;
 }
 
 void Server::Impl::LoadMany(const std::map<std::string, ModelLocation>& found,
                             const std::vector<std::string>& names) {
+  for (const std::vector<std::string>& wave : LoadWaves(found, names)) LoadParallel(found, wave);
+}
+
+void Server::Impl::LoadParallel(const std::map<std::string, ModelLocation>& found,
+                                const std::vector<std::string>& names) {
   // A bounded number of loads at once; each model's failure stays in its own index entry.
   const size_t parallel = std::max(1, options.load_threads);
   std::vector<std::future<void>> running;
@@ -262,8 +353,14 @@ absl::Status Server::Impl::Load(const ModelLocation& location,
   for (const ModelVersionDir& dir : *versions) {
     set_state(dir.version, kLoading, "");
     const auto version_start = std::chrono::steady_clock::now();
-    auto mv =
-        LoadModelVersion(name, dir.version, dir.model_file, *config, {options.intra_op_threads});
+    LoadVersionOptions load_options;
+    load_options.intra_op_threads = options.intra_op_threads;
+    load_options.feature_source = options.feature_source;
+    load_options.step_models = this;
+    load_options.config_source = config_json.has_value()
+                                     ? "config parameter of the load request for '" + name + "'"
+                                     : location.path + "/config.pbtxt";
+    auto mv = LoadModelVersion(name, dir.version, dir.model_file, *config, load_options);
     if (mv.ok()) {
       absl::Status monitored = AttachMonitoring(options.monitoring, **mv, dir.path);
       if (!monitored.ok()) mv = monitored;
@@ -339,6 +436,17 @@ void Server::Impl::PollOnce() {
     }
     for (const auto& [name, entry] : models) {
       if (found->count(name) == 0 && !entry.versions.empty()) removed.push_back(name);
+    }
+  }
+  // An ensemble that failed to load for want of a step model that loads now is retried.
+  const std::set<std::string> loading(changed.begin(), changed.end());
+  for (const auto& [name, loc] : *found) {
+    if (loading.count(name) != 0 || Serving(name)) continue;
+    for (const std::string& step : StepModelsOf(loc)) {
+      if (loading.count(step) != 0) {
+        changed.push_back(name);
+        break;
+      }
     }
   }
   for (const std::string& name : removed) {

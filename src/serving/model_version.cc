@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status.h"
+#include "serving/feature_lookup_backend.h"
 #include "serving/model_config.h"
 #include "serving/onnx_backend.h"
 #include "serving/trees_backend.h"
@@ -125,22 +126,53 @@ absl::Status RunWarmup(const std::string& model_dir, ModelVersion& mv) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const inference::ModelConfig& config,
+// The feature_lookup backend declares its tensors from the configuration, which it may complete
+// first (hence the pointer).
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(inference::ModelConfig* config,
                                                        const std::string& model_file,
                                                        const LoadVersionOptions& options) {
-  switch (PlatformOf(config)) {
+  switch (PlatformOf(*config)) {
     case ModelPlatform::kOnnx:
       return CreateOnnxBackend(model_file, {options.intra_op_threads});
     case ModelPlatform::kFil:
-      return CreateTreesBackend(model_file, config, {options.intra_op_threads});
+      return CreateTreesBackend(model_file, *config, {options.intra_op_threads});
+    case ModelPlatform::kFeatureLookup:
+      return CreateFeatureLookupBackend(config, options.feature_source);
+    case ModelPlatform::kEnsemble:  // loaded by LoadEnsembleVersion
     case ModelPlatform::kUnknown:
       break;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("model '", config.name(), "': platform '", config.platform(), "' / backend '",
-                   config.backend(),
+      absl::StrCat("model '", config->name(), "': platform '", config->platform(), "' / backend '",
+                   config->backend(),
                    "' is not supported (supported: platform onnxruntime_onnx, backend "
-                   "onnxruntime, backend fil)"));
+                   "onnxruntime, backend fil, backend feature_lookup, platform ensemble)"));
+}
+
+absl::StatusOr<std::shared_ptr<ModelVersion>> LoadEnsembleVersion(
+    std::shared_ptr<ModelVersion> mv, inference::ModelConfig config,
+    const LoadVersionOptions& options) {
+  if (options.step_models == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("ensemble '", mv->name, "': no step models to run (internal error)"));
+  }
+  FW_ASSIGN_OR_RETURN(
+      std::shared_ptr<const EnsemblePlan> plan,
+      BuildEnsemblePlan(config, mv->version_string,
+                        options.config_source.empty() ? absl::StrCat("ensemble '", mv->name, "'")
+                                                      : options.config_source,
+                        *options.step_models));
+  mv->config = std::move(config);
+  mv->inputs = InputSpecs(mv->config);
+  mv->outputs = OutputSpecs(mv->config);
+  mv->ensemble = std::make_shared<Ensemble>(std::move(plan), options.step_models, mv->stats);
+  const bool batched = mv->config.max_batch_size() > 0;
+  mv->metadata.name = mv->name;
+  mv->metadata.versions = {mv->version_string};
+  mv->metadata.platform = PlatformName(mv->config);
+  mv->metadata.inputs = DescribeSpecs(mv->inputs, batched);
+  mv->metadata.outputs = DescribeSpecs(mv->outputs, batched);
+  return mv;
 }
 
 }  // namespace
@@ -165,7 +197,11 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string
   mv->version = version;
   mv->version_string = std::to_string(version);
   mv->stats = std::make_shared<ModelStats>();
-  FW_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(config, model_file, options));
+  if (PlatformOf(config) == ModelPlatform::kEnsemble) {
+    return LoadEnsembleVersion(std::move(mv), std::move(config), options);
+  }
+  FW_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                      CreateBackend(&config, model_file, options));
   mv->backend = std::move(backend);
   FW_RETURN_IF_ERROR(CompleteModelConfig(mv->backend->inputs(), mv->backend->outputs(), &config));
   mv->config = std::move(config);

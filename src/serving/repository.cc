@@ -116,6 +116,8 @@ std::vector<std::string> DefaultModelFiles(const inference::ModelConfig& config)
       }
       return {"xgboost.json", "model.json"};
     }
+    case ModelPlatform::kEnsemble:
+    case ModelPlatform::kFeatureLookup:
     case ModelPlatform::kUnknown:
       break;
   }
@@ -347,6 +349,13 @@ absl::StatusOr<std::vector<ModelVersionDir>> SelectVersions(const ModelLocation&
     std::reverse(selected.begin(), selected.end());
   }
 
+  const ModelPlatform platform = PlatformOf(config);
+  if (platform == ModelPlatform::kEnsemble || platform == ModelPlatform::kFeatureLookup) {
+    // Nothing to read: the version folder (empty, as Triton's ensembles have) stands for it.
+    std::vector<ModelVersionDir> out;
+    for (int64_t v : selected) out.push_back({v, versions.at(v).string(), versions.at(v).string()});
+    return out;
+  }
   std::vector<std::string> candidates;
   if (!config.default_model_filename().empty()) {
     candidates = {config.default_model_filename()};

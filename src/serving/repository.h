@@ -68,7 +68,8 @@ absl::StatusOr<inference::ModelConfig> PrepareModelConfig(
 
 // The version folders `config.version_policy` serves (latest N by default), lowest first, each
 // with its model file: default_model_filename if set, else model.onnx for ONNX, and for FIL
-// xgboost.json / model.json (xgboost_json) or xgboost.ubj / model.ubj (xgboost_ubj). A specific
+// xgboost.json / model.json (xgboost_json) or xgboost.ubj / model.ubj (xgboost_ubj); ensembles and
+// feature_lookup models have no model file (model_file is the version folder). A specific
 // version that does not exist, a selected version without its model file, and no version at all
 // are errors naming what was missing.
 absl::StatusOr<std::vector<ModelVersionDir>> SelectVersions(const ModelLocation& location,

@@ -84,7 +84,10 @@ absl::StatusOr<ModelMetadata> Server::GetModelMetadata(const std::string& name,
 absl::StatusOr<bool> Server::ModelReady(const std::string& name, const std::string& version) const {
   absl::ReaderMutexLock lock(&impl_->mu);
   auto found = impl_->FindVersion(name, version);
-  if (found.ok()) return !impl_->draining.load();
+  if (found.ok()) {
+    std::string reason;
+    return !impl_->draining.load() && impl_->StepsServing(**found, &reason);
+  }
   if (absl::IsNotFound(found.status()) && impl_->models.count(name) == 0) return found.status();
   return false;
 }
@@ -110,25 +113,75 @@ void Server::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
     done(std::move(r));
     impl->RequestFinished();
   };
-  // The reader lock covers the scheduler lookup and the enqueue, so that a reload or unload
-  // (which takes the lock exclusively) never retires a scheduler a request is being handed to.
-  absl::ReaderMutexLock lock(&impl_->mu);
-  auto found = impl_->FindVersion(request->model_name, request->model_version);
-  if (!found.ok()) {
-    finish(found.status());
-    return;
+  impl_->RouteStep(std::move(request), std::move(finish));
+}
+
+void Server::Impl::RouteStep(std::unique_ptr<InferRequest> request, InferCallback done) {
+  std::shared_ptr<Ensemble> ensemble;
+  {
+    // The reader lock covers the scheduler lookup and the enqueue, so that a reload or unload
+    // (which takes the lock exclusively) never retires a scheduler a request is being handed to.
+    absl::ReaderMutexLock lock(&mu);
+    auto found = FindVersion(request->model_name, request->model_version);
+    if (!found.ok()) {
+      done(found.status());
+      return;
+    }
+    ModelVersion* mv = const_cast<ModelVersion*>(*found);
+    absl::Status valid = ValidateRequest(mv->name, mv->config.max_batch_size(), mv->inputs,
+                                         mv->outputs, request.get());
+    if (!valid.ok()) {
+      ModelStats& stats = *mv->stats;
+      stats.fail.Add(static_cast<uint64_t>(NowNs() - request->arrival_ns));
+      stats.fail_other.fetch_add(1, std::memory_order_relaxed);
+      done(valid);
+      return;
+    }
+    if (mv->ensemble == nullptr) {
+      mv->scheduler->Enqueue(std::move(request), std::move(done));
+      return;
+    }
+    // A retired ensemble keeps running what it was given: it holds its plan and routes each
+    // step by name, so it needs no lock from here on.
+    ensemble = mv->ensemble;
   }
-  ModelVersion* mv = const_cast<ModelVersion*>(*found);
-  absl::Status valid = ValidateRequest(mv->name, mv->config.max_batch_size(), mv->inputs,
-                                       mv->outputs, request.get());
-  if (!valid.ok()) {
-    ModelStats& stats = *mv->stats;
-    stats.fail.Add(static_cast<uint64_t>(NowNs() - request->arrival_ns));
-    stats.fail_other.fetch_add(1, std::memory_order_relaxed);
-    finish(valid);
-    return;
+  ensemble->Enqueue(std::move(request), std::move(done));
+}
+
+absl::StatusOr<StepModelInfo> Server::Impl::DescribeStep(const std::string& model,
+                                                         int64_t version) const {
+  absl::ReaderMutexLock lock(&mu);
+  FW_ASSIGN_OR_RETURN(const ModelVersion* mv,
+                      FindVersion(model, version > 0 ? absl::StrCat(version) : ""));
+  return StepModelInfo{mv->version_string, mv->config};
+}
+
+bool Server::Impl::StepsServing(const ModelVersion& mv, std::string* reason, int depth) const {
+  if (mv.ensemble == nullptr) return true;
+  // Nesting deeper than this is a cycle made by reloads; the request path refuses it as well.
+  constexpr int kMaxDepth = 16;
+  if (depth > kMaxDepth) {
+    *reason = absl::StrCat("ensembles nest more than ", kMaxDepth, " deep");
+    return false;
   }
-  mv->scheduler->Enqueue(std::move(request), std::move(finish));
+  for (const EnsemblePlan::Step& step : mv.ensemble->plan().steps) {
+    auto found = FindVersion(step.model, step.version);
+    if (!found.ok()) {
+      *reason = absl::StrCat(step.label, ": ", found.status().message());
+      return false;
+    }
+    if (!StepsServing(**found, reason, depth + 1)) {
+      *reason = absl::StrCat(step.label, ": ", *reason);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Server::Impl::Serving(const std::string& name) const {
+  absl::ReaderMutexLock lock(&mu);
+  auto it = models.find(name);
+  return it != models.end() && !it->second.versions.empty();
 }
 
 std::vector<ModelIndexEntry> Server::RepositoryIndex(bool ready_only) const {

@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "serving/ensemble.h"
 #include "serving/model_version.h"
 #include "serving/repository.h"
 #include "serving/server.h"
@@ -38,9 +39,9 @@ struct ModelEntry {
   std::map<int64_t, VersionState> states;
 };
 
-struct Server::Impl {
+struct Server::Impl : public StepModels {
   Impl(ServerOptions opts, monitor::Registry* registry);
-  ~Impl();
+  ~Impl() override;
 
   absl::Status Start();
   void Stop();
@@ -54,14 +55,32 @@ struct Server::Impl {
                                                   const std::string& version) const
       ABSL_SHARED_LOCKS_REQUIRED(mu);
 
+  // Finds, validates and schedules a request (Server::Infer, and every ensemble step). An
+  // ensemble runs outside the lock, since its steps come back here.
+  void RouteStep(std::unique_ptr<InferRequest> request, InferCallback done) override;
+  absl::StatusOr<StepModelInfo> DescribeStep(const std::string& model,
+                                             int64_t version) const override;
+  // Whether every step model of an ensemble version serves now (nested ensembles included);
+  // otherwise *reason says which does not. True for a version that is not an ensemble.
+  bool StepsServing(const ModelVersion& mv, std::string* reason, int depth = 0) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu);
+  bool Serving(const std::string& name) const;
+
   std::vector<ModelIndexEntry> Index(bool ready_only) const;
   // Rescans the repositories for `name` and loads it (a new config when config_json is set).
   absl::Status LoadByName(const std::string& name, const std::optional<std::string>& config_json);
   absl::Status Unload(const std::string& name, const std::string& reason);
 
-  // Loads every model in `names` (found in `found`), several at once.
+  // Loads every model in `names` (found in `found`), several at once; ensembles after the models
+  // their steps name.
   void LoadMany(const std::map<std::string, ModelLocation>& found,
                 const std::vector<std::string>& names);
+  void LoadParallel(const std::map<std::string, ModelLocation>& found,
+                    const std::vector<std::string>& names);
+  // `names` and, transitively, the step models of the ensembles among them that are in `found`
+  // and not serving (explicit mode loads them with the ensemble, as Triton does).
+  std::vector<std::string> WithStepModels(const std::map<std::string, ModelLocation>& found,
+                                          const std::vector<std::string>& names) const;
   absl::Status Load(const ModelLocation& location, const std::optional<std::string>& config_json);
   void PollOnce();
   void PollLoop();
