@@ -388,6 +388,71 @@ TEST_F(EnsembleTest, DynamicBatchingAppliesToSteps) {
   EXPECT_LT(step.execution_count, 8u);
 }
 
+TEST_F(EnsembleTest, BatchedFeatureLookupMergesRequestsIntoOneLookup) {
+  // max_batch_size > 0: one key per batch row ([-1,1]), values [-1,F]; dynamic batching puts the
+  // keys of concurrent requests into one lookup.
+  repo_.AddConfig("users", R"cfg(
+    backend: "feature_lookup"
+    max_batch_size: 8
+    dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 5000000 }
+    parameters {
+      key: "features"
+      value { string_value: "user_stats:spend_7d,user_stats:clicks_1h" }
+    }
+  )cfg",
+                  {1});
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  inference::ModelConfig config;
+  ASSERT_TRUE(server->GetModelConfig("users", "", &config).ok());
+  EXPECT_EQ(config.input(0).name(), "key");
+  EXPECT_THAT(config.input(0).dims(), ElementsAre(1));
+  EXPECT_THAT(config.output(0).dims(), ElementsAre(2));
+
+  const std::vector<std::string> keys = {"u1", "u2", "u1", "nobody"};
+  std::vector<std::future<absl::StatusOr<InferResponse>>> results;
+  for (const std::string& key : keys) {
+    results.push_back(std::async(std::launch::async, [&, key] {
+      return testing_util::InferSync(
+          *server, testing_util::Request("users", {{"key", Bytes({1, 1}, {key})}}));
+    }));
+  }
+  for (size_t k = 0; k < keys.size(); ++k) {
+    auto r = results[k].get();
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->outputs[0].data.shape(), (Shape{1, 2}));
+    const float* values = r->outputs[0].data.data<float>();
+    EXPECT_FLOAT_EQ(values[0], keys[k] == "u1" ? 120.5f : 0.f) << keys[k];
+    EXPECT_FLOAT_EQ(values[1], keys[k] == "u1" ? 3.f : 0.f) << keys[k];
+  }
+  EXPECT_LT(features_.lookups(), 4);
+  EXPECT_EQ((*server->Statistics("users", ""))[0].inference_count, 4u);
+}
+
+TEST_F(EnsembleTest, PollLoadsAnEnsembleOnceItsStepModelArrives) {
+  repo_.AddConfig("add_twice", kAddTwice, {1});
+  ServerOptions options;
+  options.model_repositories = {repo_.path().string()};
+  options.control_mode = ModelControlMode::kPoll;
+  options.repository_poll_secs = 1;
+  options.strict_readiness = false;
+  auto server = Server::Create(options, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string reason;
+  EXPECT_EQ(StateOf(**server, "add_twice", &reason), "UNAVAILABLE");
+  EXPECT_THAT(reason, HasSubstr("unknown model 'simple'"));
+
+  repo_.AddSimple("simple", {1});
+  for (int i = 0; i < 200 && StateOf(**server, "add_twice", nullptr) != "READY"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(StateOf(**server, "add_twice", &reason), "READY") << reason;
+  EXPECT_TRUE(testing_util::InferSync(
+                  **server, testing_util::Request(
+                                "add_twice", {{"a", Ints({1, 16}, 1)}, {"b", Ints({1, 16}, 1)}}))
+                  .ok());
+}
+
 TEST_F(EnsembleTest, FailingStepFailsTheRequestNamingStepAndModel) {
   AddFeatureModels();
   repo_.AddSimple("simple", {1});
