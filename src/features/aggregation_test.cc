@@ -314,6 +314,40 @@ views:
   EXPECT_EQ(EvaluateFeature(layout, decoded, 3, now).status, FeatureStatus::kNotFound);
 }
 
+TEST(ExactDividerTest, MatchesDivisionOverTheWholeTimeRange) {
+  std::mt19937_64 rng(11);
+  std::vector<int64_t> divisors = {1,
+                                   2,
+                                   3,
+                                   7,
+                                   10,
+                                   26,
+                                   1000,
+                                   kSecond,
+                                   10 * kSecond,
+                                   kMinute,
+                                   5 * kMinute,
+                                   kHour,
+                                   86400 * kSecond,
+                                   kMaxTime - 1,
+                                   999'999'999'989};
+  for (int i = 0; i < 200; ++i) divisors.push_back(1 + static_cast<int64_t>(rng() % kMaxTime));
+  for (int64_t d : divisors) {
+    ExactDivider divider(d);
+    std::vector<int64_t> numerators = {
+        0, 1, d - 1, d, d + 1, kMaxTime - 1, kMaxTime - d, kStart, kStart + d - 1};
+    for (int k = 1; k < 4 && d <= kMaxTime / (k + 1); ++k) {
+      numerators.push_back(k * d - 1);
+      numerators.push_back(k * d);
+    }
+    for (int i = 0; i < 2000; ++i) numerators.push_back(static_cast<int64_t>(rng() % kMaxTime));
+    for (int64_t n : numerators) {
+      if (n < 0 || n >= kMaxTime) continue;
+      ASSERT_EQ(divider.Divide(n), n / d) << n << " / " << d;
+    }
+  }
+}
+
 TEST(HyperLogLogTest, EstimatesWithinItsErrorAndRoundTrips) {
   for (int precision : {10, 12, 14}) {
     HyperLogLog sketch(precision);

@@ -107,14 +107,35 @@ void FeaturePipeline::Apply(int source, const ParsedEvents& parsed,
       Shard& shard = *shards_[s];
       absl::MutexLock lock(&shard.mu);
       auto& states = shard.views[v];
-      for (uint32_t e : shard_events_[s]) {
-        absl::string_view key(key_arena_.data() + key_spans_[e].first, key_spans_[e].second);
-        auto it = states.find(key);
-        if (it == states.end()) {
-          it = states.emplace(std::string(key), ViewState()).first;
-          layout.Init(&it->second);
+      const std::vector<uint32_t>& events = shard_events_[s];
+      auto key_of = [&](uint32_t e) {
+        return absl::string_view(key_arena_.data() + key_spans_[e].first, key_spans_[e].second);
+      };
+      // With many entities their states are far larger than the caches and an event mostly
+      // waits on memory, so events go in chunks whose memory is requested up front: the hash
+      // map's slots, then each state's heads and tiles, then the folding. Reserving first keeps
+      // the chunk's state pointers valid while new entities are inserted.
+      constexpr size_t kChunk = 16;
+      ViewState* chunk[kChunk];
+      for (size_t begin = 0; begin < events.size(); begin += kChunk) {
+        const size_t end = std::min(events.size(), begin + kChunk);
+        states.reserve(states.size() + (end - begin));
+        for (size_t i = begin; i < end; ++i) states.prefetch(key_of(events[i]));
+        for (size_t i = begin; i < end; ++i) {
+          const uint32_t e = events[i];
+          absl::string_view key = key_of(e);
+          auto it = states.find(key);
+          if (it == states.end()) {
+            it = states.emplace(std::string(key), ViewState()).first;
+            layout.Init(&it->second);
+          }
+          chunk[i - begin] = &it->second;
+          layout.Prefetch(it->second, parsed.times[e]);
         }
-        layout.Add(it->second, parsed.times[e], &parsed.values[e * num_values]);
+        for (size_t i = begin; i < end; ++i) {
+          const uint32_t e = events[i];
+          layout.Add(*chunk[i - begin], parsed.times[e], &parsed.values[e * num_values]);
+        }
       }
     }
   }

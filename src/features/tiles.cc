@@ -60,6 +60,18 @@ uint64_t ValueHash(FieldType type, const FieldValue& value) {
 
 }  // namespace
 
+ExactDivider::ExactDivider(int64_t d) {
+  // Exact for 0 <= n < 2^62 (kMaxTime): with l = ceil(log2 d) and shift = 62 + l,
+  // magic = ceil(2^shift / d) exceeds 2^shift / d by less than 1, which adds less than
+  // n / 2^shift < 2^-l <= 1/d to n / d: too little to reach the next integer. magic <= 2^63.
+  int l = 0;
+  while ((int64_t{1} << l) < d) ++l;
+  shift_ = 62 + l;
+  const unsigned __int128 pow = static_cast<unsigned __int128>(1) << shift_;
+  const auto divisor = static_cast<unsigned __int128>(d);
+  magic_ = static_cast<uint64_t>((pow + divisor - 1) / divisor);
+}
+
 ViewLayout::ViewLayout(const ViewDef& view, const SourceDef& source) : view_name_(view.name) {
   if (view.effective_ttl) ttl_ns_ = absl::ToInt64Nanoseconds(*view.effective_ttl);
   int64_t lateness_ns = absl::ToInt64Nanoseconds(source.lateness);
@@ -151,19 +163,31 @@ ViewLayout::ViewLayout(const ViewDef& view, const SourceDef& source) : view_name
     g->series.push_back(static_cast<int>(i));
     s.group = static_cast<int>(g - groups_.begin());
   }
+  // Heads (and their cached ring slots) first, side by side: every event reads all of them.
   for (Group& g : groups_) {
     g.head_word = num_words_;
+    num_words_ += 2;
+    g.by_tile_ns = ExactDivider(g.tile_ns);
+    g.by_tiles = ExactDivider(g.tiles);
+  }
+  for (Group& g : groups_) {
     uint32_t stride = 0;
+    for (int i : g.series) stride += WordsPerTile(series_[i]);
+    // Tiles of two words stay inside one 16-byte-aligned pair, so never across cache lines.
+    if (stride % 2 == 0) num_words_ += num_words_ % 2;
+    g.tile_word = num_words_;
+    g.stride = stride;
+    uint32_t offset = 0;
     for (int i : g.series) {
       SeriesSpec& s = series_[i];
       s.tiles = g.tiles;
       s.words_per_tile = WordsPerTile(s);
       s.head_word = g.head_word;
-      s.first_word = num_words_ + 1 + stride;
-      stride += s.words_per_tile;
+      s.first_word = g.tile_word + offset;
+      s.stride = stride;
+      offset += s.words_per_tile;
     }
-    for (int i : g.series) series_[i].stride = stride;
-    num_words_ += 1 + static_cast<uint32_t>(g.tiles) * stride;
+    num_words_ += static_cast<uint32_t>(g.tiles) * stride;
   }
   for (SeriesSpec& s : series_) {
     if (s.kind == SeriesKind::kLastN && s.field_type == FieldType::kString) {
@@ -230,15 +254,39 @@ bool ViewLayout::TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t 
 
 void ViewLayout::Advance(ViewState& state, const Group& g, int64_t tile) const {
   int64_t& head = reinterpret_cast<int64_t&>(state.words[g.head_word]);
+  uint64_t& head_slot = state.words[g.head_word + 1];
   if (head != kNoTime && tile <= head) return;
   if (head == kNoTime || tile - head >= g.tiles) {
     for (int i : g.series) ResetSeries(state, series_[i]);
+    head_slot = static_cast<uint64_t>(FloorMod(tile, g.tiles));
   } else {
+    int64_t slot = static_cast<int64_t>(head_slot);
     for (int64_t t = head + 1; t <= tile; ++t) {
-      for (int i : g.series) ClearTile(state, series_[i], t);
+      if (++slot == g.tiles) slot = 0;
+      for (int i : g.series) {
+        const SeriesSpec& s = series_[i];
+        if (s.kind == SeriesKind::kDistinct) {
+          state.sketches[s.sketch_offset + slot].Clear();
+        } else {
+          // kLastN: resetting `filled` is enough; stale pairs beyond it are never read.
+          state.words[s.first_word + slot * s.stride] = EmptyWord(s.kind);
+        }
+      }
     }
+    head_slot = static_cast<uint64_t>(slot);
   }
   head = tile;
+}
+
+void ViewLayout::Prefetch(const ViewState& state, int64_t ts) const {
+  const uint64_t* words = state.words.data();
+  if (!groups_.empty()) __builtin_prefetch(words + groups_[0].head_word, 1);
+  for (const Group& g : groups_) {
+    // The ring slot of the event's tile, as Add finds it: FloorMod(tile, tiles).
+    int64_t slot = SlotOf(g, TileOf(g, ts));
+    __builtin_prefetch(words + g.tile_word + slot * g.stride, 1);
+  }
+  if (!groups_.empty()) __builtin_prefetch(words + groups_.back().head_word + 1, 1);
 }
 
 void ViewLayout::AdvanceHead(ViewState& state, const SeriesSpec& s, int64_t tile) const {
@@ -259,18 +307,21 @@ void ViewLayout::Add(ViewState& state, int64_t ts, const FieldValue* fields) con
     if (raw.type == FieldType::kString)
       state.strings[raw.string_index].assign(value.str.data(), value.str.size());
   }
+  static const FieldValue kNoField;
   for (const Group& g : groups_) {
-    int64_t tile = FloorDiv(ts, g.tile_ns);
+    int64_t tile = TileOf(g, ts);
     int64_t head = static_cast<int64_t>(state.words[g.head_word]);
     if (head == kNoTime || tile > head) {
       Advance(state, g, tile);
+      head = tile;
     } else if (tile <= head - g.tiles) {
       continue;  // older than the ring: the watermark keeps accepted events out of here
     }
-    int64_t slot = FloorMod(tile, g.tiles);
+    // FloorMod(tile, tiles) from the head's cached slot, without a division.
+    int64_t slot = static_cast<int64_t>(state.words[g.head_word + 1]) - (head - tile);
+    if (slot < 0) slot += g.tiles;
     for (int i : g.series) {
       const SeriesSpec& s = series_[i];
-      static const FieldValue kNoField;
       const FieldValue& value = s.field >= 0 ? fields[s.field] : kNoField;
       if (s.field >= 0 && !value.present) continue;
       AddToTile(state, s, slot, ts, value);

@@ -27,6 +27,22 @@ inline int64_t FloorDiv(int64_t a, int64_t b) {
 }
 inline int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b; }
 
+// Division by a fixed positive divisor d for numerators in [0, kMaxTime) as a multiplication:
+// an event costs several such divisions, each far slower as a division instruction.
+class ExactDivider {
+ public:
+  ExactDivider() = default;
+  explicit ExactDivider(int64_t d);
+  int64_t Divide(int64_t n) const {
+    return static_cast<int64_t>(
+        (static_cast<unsigned __int128>(static_cast<uint64_t>(n)) * magic_) >> shift_);
+  }
+
+ private:
+  uint64_t magic_ = 0;
+  int shift_ = 0;
+};
+
 // One event's value of one field of a source: integers, floats and bools as their 64 bits
 // (int64, bit_cast<uint64_t>(double), 0/1), strings as a view into the event.
 struct FieldValue {
@@ -61,9 +77,10 @@ struct SeriesSpec {
   int precision = 0;  // kDistinct
   uint64_t id = 0;    // stable identity of what the tiles mean, for persisted state
   // Series of the same `every` form a group: one head (the newest tile index) and interleaved
-  // tiles, so an event touches one cache line for all of them instead of one per series.
+  // tiles, so an event touches one cache line for all of them instead of one per series. The
+  // heads of all groups sit side by side at the front of the state (one cache line).
   int group = -1;
-  uint32_t head_word = 0;   // the group's head
+  uint32_t head_word = 0;   // the group's head; the next word caches FloorMod(head, tiles)
   uint32_t first_word = 0;  // this series' words in the group's first tile
   uint32_t stride = 0;      // words per tile of the whole group
   uint32_t words_per_tile = 0;
@@ -121,6 +138,9 @@ class ViewLayout {
   void Init(ViewState* state) const;
   // Folds one event (its time and the source's value fields) into the state.
   void Add(ViewState& state, int64_t ts, const FieldValue* fields) const;
+  // Asks the CPU to fetch the parts of the state that Add(state, ts, ...) will touch, so that
+  // a batch can overlap the memory waits of several entities.
+  void Prefetch(const ViewState& state, int64_t ts) const;
   // Whether nothing in the state can show at any time >= watermark: every window is past and the
   // ttl is over. Views without an effective ttl keep their entities.
   bool Expired(const ViewState& state, int64_t watermark) const;
@@ -153,8 +173,18 @@ class ViewLayout {
     int64_t tile_ns = 0;
     int64_t tiles = 0;
     uint32_t head_word = 0;
+    uint32_t tile_word = 0;   // the group's tile 0
+    uint32_t stride = 0;      // words per tile
+    ExactDivider by_tile_ns;  // event time -> tile
+    ExactDivider by_tiles;    // tile -> ring slot
     std::vector<int> series;
   };
+  static int64_t TileOf(const Group& g, int64_t ts) {
+    return ts < 0 ? FloorDiv(ts, g.tile_ns) : g.by_tile_ns.Divide(ts);
+  }
+  static int64_t SlotOf(const Group& g, int64_t tile) {
+    return tile < 0 ? FloorMod(tile, g.tiles) : tile - g.by_tiles.Divide(tile) * g.tiles;
+  }
 
   int AddSeries(SeriesSpec spec);
   void Advance(ViewState& state, const Group& group, int64_t tile) const;
