@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "api/grpc/grpc_server.h"
 #include "api/http/features_handler.h"
 #include "api/http/http_server.h"
@@ -17,6 +18,7 @@
 #include "cli/commands.h"
 #include "features/feature_source_adapter.h"
 #include "features/service.h"
+#include "lifecycle/registry.h"
 #include "monitor/metrics.h"
 #include "monitor/monitoring.h"
 #include "serving/server.h"
@@ -74,6 +76,29 @@ int RunServe(const ServeOptions& opt) {
   server_options.strict_readiness = opt.strict_readiness;
   server_options.intra_op_threads = opt.intra_op_threads;
   server_options.load_threads = opt.load_threads;
+
+  // Aliases set with `flywheel models alias|promote` name versions in requests
+  // (/v2/models/rank/versions/production/infer, or the parameter model_version).
+  std::vector<std::unique_ptr<lifecycle::Registry>> registries;
+  for (const std::string& repository : opt.repositories) {
+    auto registry = lifecycle::Registry::Open(repository, {});
+    if (!registry.ok()) {
+      std::fprintf(stderr, "flywheel serve: %s\n",
+                   std::string(registry.status().message()).c_str());
+      return 1;
+    }
+    registries.push_back(*std::move(registry));
+  }
+  server_options.resolve_version_alias =
+      [&registries](const std::string& model, const std::string& label) -> absl::StatusOr<int64_t> {
+    absl::Status last = absl::NotFoundError(absl::StrCat("model '", model, "' is unknown"));
+    for (const auto& registry : registries) {
+      absl::StatusOr<int64_t> version = registry->Resolve(model, label);
+      if (version.ok()) return version;
+      last = version.status();
+    }
+    return last;
+  };
 
   monitor::Registry registry;
   monitor::AddProcessCollector(registry);

@@ -184,7 +184,15 @@ absl::StatusOr<const ModelVersion*> Server::Impl::FindVersion(const std::string&
     return entry.versions.rbegin()->second.get();
   }
   int64_t v = 0;
-  if (!absl::SimpleAtoi(version, &v) || v <= 0) {
+  if (!absl::SimpleAtoi(version, &v)) {
+    if (!options.resolve_version_alias) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", name, "': version '", version, "' is not a positive integer"));
+    }
+    // An alias ("production") names whichever version the model registry points it at now.
+    FW_ASSIGN_OR_RETURN(v, options.resolve_version_alias(name, version));
+  }
+  if (v <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("model '", name, "': version '", version, "' is not a positive integer"));
   }

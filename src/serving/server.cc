@@ -4,7 +4,9 @@
 #include "serving/server.h"
 
 #include <chrono>
+#include <string>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -102,6 +104,16 @@ absl::Status Server::GetModelConfig(const std::string& name, const std::string& 
 
 void Server::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
   if (request->arrival_ns == 0) request->arrival_ns = NowNs();
+  // A version (number or alias) may also come as the request parameter "model_version", for
+  // clients that cannot put it in the path.
+  if (request->model_version.empty()) {
+    auto it = request->parameters.find("model_version");
+    if (it != request->parameters.end()) {
+      if (const std::string* label = std::get_if<std::string>(&it->second)) {
+        request->model_version = *label;
+      }
+    }
+  }
   if (impl_->draining.load(std::memory_order_acquire)) {
     done(absl::UnavailableError("the server is shutting down and accepts no new requests"));
     return;

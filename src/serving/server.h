@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,11 @@ struct ServerOptions {
   // The feature store that `feature_lookup` models read (nullptr: none; such models then fail to
   // load with a message saying so). Must outlive the server.
   const FeatureSource* feature_source = nullptr;
+  // Turns a version label that is not a number (an alias such as "production", from the model
+  // registry) into a version number. Unset: versions are numbers only. Called per request, under
+  // the server's model-table lock: it must be quick and must not call back into the server.
+  std::function<absl::StatusOr<int64_t>(const std::string& model, const std::string& label)>
+      resolve_version_alias;
   // Model monitoring (drift, delayed labels, prediction log; nullptr: none): each version that
   // loads gets its monitor, which sees every successful request. Must outlive the server.
   monitor::Monitoring* monitoring = nullptr;

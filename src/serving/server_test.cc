@@ -178,6 +178,44 @@ TEST_F(ServerTest, VersionPolicyAllServesEveryVersion) {
   EXPECT_EQ(*server->ModelReady("simple", "3"), true);
 }
 
+// A registry alias names a version in the path or in the model_version parameter.
+TEST_F(ServerTest, VersionAliasesResolveThroughTheRegistryHook) {
+  AddSimple("simple", {1, 2, 3}, std::string(kSimpleConfig) + "version_policy { all {} }\n");
+  ServerOptions options;
+  options.model_repositories = {repo_.string()};
+  options.resolve_version_alias = [](const std::string& model,
+                                     const std::string& label) -> absl::StatusOr<int64_t> {
+    if (model == "simple" && label == "production") return 2;
+    return absl::NotFoundError("model '" + model + "' has no alias '" + label + "'");
+  };
+  auto server = Server::Create(options, &registry_);
+  ASSERT_TRUE(server.ok()) << server.status();
+
+  auto req = AddSubRequest("simple", 1);
+  req->model_version = "production";
+  auto r = InferSync(**server, std::move(req));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model_version, "2");
+
+  req = AddSubRequest("simple", 1);
+  req->parameters["model_version"] = std::string("production");
+  r = InferSync(**server, std::move(req));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model_version, "2");
+
+  req = AddSubRequest("simple", 1);
+  req->model_version = "staging";
+  r = InferSync(**server, std::move(req));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("no alias 'staging'"));
+
+  req = AddSubRequest("simple", 1);
+  req->model_version = "3";
+  r = InferSync(**server, std::move(req));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->model_version, "3");
+}
+
 TEST_F(ServerTest, BrokenModelIsUnavailableWithReasonAndOthersServe) {
   AddSimple("simple", {1});
   AddSimple("broken", {1});
