@@ -112,29 +112,32 @@ void FeaturePipeline::Apply(int source, const ParsedEvents& parsed,
         return absl::string_view(key_arena_.data() + key_spans_[e].first, key_spans_[e].second);
       };
       // With many entities their states are far larger than the caches and an event mostly
-      // waits on memory, so events go in chunks whose memory is requested up front: the hash
-      // map's slots, then each state's heads and tiles, then the folding. Reserving first keeps
-      // the chunk's state pointers valid while new entities are inserted.
-      constexpr size_t kChunk = 16;
-      ViewState* chunk[kChunk];
-      for (size_t begin = 0; begin < events.size(); begin += kChunk) {
-        const size_t end = std::min(events.size(), begin + kChunk);
-        states.reserve(states.size() + (end - begin));
-        for (size_t i = begin; i < end; ++i) states.prefetch(key_of(events[i]));
-        for (size_t i = begin; i < end; ++i) {
-          const uint32_t e = events[i];
+      // waits on memory, so the events go through a pipeline that requests memory ahead of its
+      // use: the hash map's slot for event i + 2 * kAhead, then the state's heads and tiles for
+      // event i + kAhead (found or inserted), then event i is folded. Reserving first keeps the
+      // states in flight where they are while new entities are inserted.
+      constexpr size_t kAhead = 8;
+      constexpr size_t kRing = 2 * kAhead;  // states found and not yet folded: at most kAhead + 1
+      ViewState* found[kRing];
+      const size_t n = events.size();
+      states.reserve(states.size() + n);
+      for (size_t i = 0; i < n + 2 * kAhead; ++i) {
+        if (i < n) states.prefetch(key_of(events[i]));
+        if (i >= kAhead && i - kAhead < n) {
+          const uint32_t e = events[i - kAhead];
           absl::string_view key = key_of(e);
           auto it = states.find(key);
           if (it == states.end()) {
             it = states.emplace(std::string(key), ViewState()).first;
             layout.Init(&it->second);
           }
-          chunk[i - begin] = &it->second;
+          found[(i - kAhead) % kRing] = &it->second;
           layout.Prefetch(it->second, parsed.times[e]);
         }
-        for (size_t i = begin; i < end; ++i) {
-          const uint32_t e = events[i];
-          layout.Add(*chunk[i - begin], parsed.times[e], &parsed.values[e * num_values]);
+        if (i >= 2 * kAhead) {
+          const size_t j = i - 2 * kAhead;
+          const uint32_t e = events[j];
+          layout.Add(*found[j % kRing], parsed.times[e], &parsed.values[e * num_values]);
         }
       }
     }
