@@ -36,6 +36,7 @@ Try, from another terminal:
   $flywheel bench --url http://localhost:$HTTP_PORT --model mlp_ranker --concurrency 1:16
 
 EOT
-exec "$flywheel" serve --model-repository examples/models --http-port "$HTTP_PORT" \
+exec "$flywheel" serve --model-repository examples/models \
+  --model-repository examples/feature_models --http-port "$HTTP_PORT" \
   --grpc-port "$GRPC_PORT" --metrics-port "$METRICS_PORT" --features examples/features \
   --data-dir "$build/serve-data" "$@"
