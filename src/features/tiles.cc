@@ -177,6 +177,11 @@ ViewLayout::ViewLayout(const ViewDef& view, const SourceDef& source) : view_name
     if (stride % 2 == 0) num_words_ += num_words_ % 2;
     g.tile_word = num_words_;
     g.stride = stride;
+    g.zero_when_empty = std::all_of(g.series.begin(), g.series.end(), [&](int i) {
+      const SeriesSpec& s = series_[i];
+      return s.kind != SeriesKind::kDistinct && s.kind != SeriesKind::kLastN &&
+             EmptyWord(s.kind) == 0;
+    });
     uint32_t offset = 0;
     for (int i : g.series) {
       SeriesSpec& s = series_[i];
@@ -257,7 +262,12 @@ void ViewLayout::Advance(ViewState& state, const Group& g, int64_t tile) const {
   uint64_t& head_slot = state.words[g.head_word + 1];
   if (head != kNoTime && tile <= head) return;
   if (head == kNoTime || tile - head >= g.tiles) {
-    for (int i : g.series) ResetSeries(state, series_[i]);
+    if (g.zero_when_empty) {
+      // The common case (counts and sums): the whole ring is one run of zero words.
+      std::fill_n(state.words.begin() + g.tile_word, g.tiles * g.stride, 0);
+    } else {
+      for (int i : g.series) ResetSeries(state, series_[i]);
+    }
     head_slot = static_cast<uint64_t>(FloorMod(tile, g.tiles));
   } else {
     int64_t slot = static_cast<int64_t>(head_slot);

@@ -173,8 +173,10 @@ class ViewLayout {
     int64_t tile_ns = 0;
     int64_t tiles = 0;
     uint32_t head_word = 0;
-    uint32_t tile_word = 0;   // the group's tile 0
-    uint32_t stride = 0;      // words per tile
+    uint32_t tile_word = 0;  // the group's tile 0
+    uint32_t stride = 0;     // words per tile
+    // Every word of an empty tile is 0 (no min/max, last_n or distinct series).
+    bool zero_when_empty = false;
     ExactDivider by_tile_ns;  // event time -> tile
     ExactDivider by_tiles;    // tile -> ring slot
     std::vector<int> series;
