@@ -55,6 +55,8 @@ class Histogram {
     uint64_t count = 0;
   };
   Snapshot Snap() const;
+  // Back to no observations. REQUIRES: no concurrent Observe (e.g. before the owner is shared).
+  void Reset();
   // Bounds for request latencies in microseconds: 100us .. 10s, roughly x2.5 apart.
   static std::vector<double> LatencyBoundsUs();
 

@@ -230,6 +230,8 @@ absl::StatusOr<std::shared_ptr<ModelVersion>> LoadModelVersion(const std::string
   const std::string model_dir =
       std::filesystem::path(model_file).parent_path().parent_path().string();
   FW_RETURN_IF_ERROR(RunWarmup(model_dir, *mv));
+  // The statistics start with the first real request.
+  if (mv->config.model_warmup_size() > 0) mv->stats->Reset();
   return mv;
 }
 

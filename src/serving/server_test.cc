@@ -216,6 +216,32 @@ TEST_F(ServerTest, VersionAliasesResolveThroughTheRegistryHook) {
   EXPECT_EQ(r->model_version, "3");
 }
 
+// Warm-up requests run before the version is ready and are not in its statistics.
+TEST_F(ServerTest, WarmupIsNotCountedInStatistics) {
+  AddSimple(
+      "simple", {1},
+      std::string(kSimpleConfig) +
+          "model_warmup [{ name: \"w\" batch_size: 2 count: 3 inputs [\n"
+          "  { key: \"INPUT0\" value: { data_type: TYPE_INT32 dims: [16] zero_data: true } },\n"
+          "  { key: \"INPUT1\" value: { data_type: TYPE_INT32 dims: [16] zero_data: true } }"
+          "]}]\n");
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  auto stats = server->Statistics("simple", "");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->size(), 1u);
+  EXPECT_EQ((*stats)[0].success.count, 0u);
+  EXPECT_EQ((*stats)[0].inference_count, 0u);
+  EXPECT_EQ((*stats)[0].execution_count, 0u);
+  EXPECT_TRUE((*stats)[0].batch_stats.empty());
+
+  ASSERT_TRUE(InferSync(*server, AddSubRequest("simple", 1)).ok());
+  stats = server->Statistics("simple", "");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ((*stats)[0].success.count, 1u);
+  EXPECT_EQ((*stats)[0].inference_count, 1u);
+}
+
 TEST_F(ServerTest, BrokenModelIsUnavailableWithReasonAndOthersServe) {
   AddSimple("simple", {1});
   AddSimple("broken", {1});

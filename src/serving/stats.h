@@ -65,6 +65,25 @@ struct ModelStats {
   }
   mutable std::mutex batch_mu;
   std::map<int64_t, BatchStat> batches;
+
+  // Forgets every request counted so far (the warm-up requests a version ran before it was
+  // ready; Triton leaves them out of the statistics too). Keeps load_duration_secs.
+  // REQUIRES: no request in flight on this version.
+  void Reset() {
+    for (DurationStat* d :
+         {&success, &fail, &queue, &compute_input, &compute_infer, &compute_output}) {
+      d->count.store(0, std::memory_order_relaxed);
+      d->ns.store(0, std::memory_order_relaxed);
+    }
+    for (std::atomic<uint64_t>* c :
+         {&inference_count, &execution_count, &fail_rejected, &fail_backend, &fail_other}) {
+      c->store(0, std::memory_order_relaxed);
+    }
+    last_inference_ms.store(0, std::memory_order_relaxed);
+    latency_us.Reset();
+    std::lock_guard<std::mutex> lock(batch_mu);
+    batches.clear();
+  }
 };
 
 }  // namespace flywheel::serving
