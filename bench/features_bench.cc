@@ -826,7 +826,9 @@ std::string Report(const Args& a, const AggResult& agg, const AggResult& small,
       "the median of %d repetitions of %lld events (%d for JSON text) after every key got its "
       "first event. Entities held: %llu; process RSS at the end %.1f GB. The same with %lld "
       "keys (%d repetitions) shows what the state's size costs: at 1M keys the state is far "
-      "larger than the caches, so an event mostly waits on memory for its entity.",
+      "larger than the caches, so an event mostly waits on memory for its entity; `Apply` "
+      "requests that memory ahead (the hash map slot 16 events ahead, the state's window heads "
+      "and tiles 8 ahead) so that several entities' waits overlap.",
       static_cast<long long>(agg.tiles_per_entity), static_cast<long long>(agg.keys), agg.late,
       a.batch, agg.reps, static_cast<long long>(agg.events_per_rep), JsonReps(a),
       static_cast<unsigned long long>(agg.entities), agg.rss_gb, static_cast<long long>(small.keys),
