@@ -136,6 +136,35 @@ TEST_F(PipelineTest, PushedEventsMatchTheReferenceWithLateOnesDropped) {
   EXPECT_GT(stats.tiles, 0);
 }
 
+// Apply folds a batch through a prefetching pipeline that holds pointers to states while it
+// inserts new entities: batches that grow the hash map many times over, with the same entity
+// repeated close together, must still match the reference.
+TEST_F(PipelineTest, LargeBatchesOfNewAndRepeatedEntitiesMatchTheReference) {
+  FeaturePipeline pipeline(*registry_, nullptr, TestOptions(/*shards=*/1));
+  std::mt19937_64 rng(23);
+  std::vector<Click> accepted;
+  int64_t ts = kT0;
+  for (int batch = 0; batch < 3; ++batch) {
+    std::vector<Click> clicks;
+    for (int i = 0; i < 3000; ++i) {
+      // Windows roll over; a copy of an event at most 50 s old is never late (lateness 1m).
+      if (i % 97 == 0) ts += 1 + static_cast<int64_t>(rng() % 50);
+      Click c = testing::RandomClick(rng, ts, 2500, 400);
+      // Every 5th event repeats one of the last 1 to 20 (within and beyond the prefetch
+      // distance).
+      if (i % 5 == 4) c = clicks[clicks.size() - 1 - rng() % std::min<size_t>(20, i)];
+      clicks.push_back(c);
+      accepted.push_back(std::move(c));
+    }
+    absl::StatusOr<PushResult> result = pipeline.PushJson("clicks", testing::JsonArray(clicks));
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->late, 0);
+  }
+  EXPECT_GT(pipeline.Stats().views[0].entities, 2000);
+  ExpectMatchesReference(pipeline, accepted, ts);
+  ExpectMatchesReference(pipeline, accepted, ts + 1800);
+}
+
 TEST_F(PipelineTest, AMalformedEventRefusesTheWholeBatch) {
   MemoryStore store;
   FeaturePipeline pipeline(*registry_, &store, TestOptions());
