@@ -47,6 +47,7 @@ struct ServeOptions {
   std::string drift = "on";
   int64_t label_horizon_secs = 86400;
   int64_t log_queue_capacity = 16384;
+  int log_compression_level = -1;
   std::string features_dir;
   std::string online_store;
   std::string data_dir = "flywheel-data";
@@ -132,6 +133,7 @@ int RunServe(const ServeOptions& opt) {
   monitoring_options.drift = opt.drift == "on";
   monitoring_options.quality.horizon = absl::Seconds(opt.label_horizon_secs);
   monitoring_options.log_options.queue_capacity = opt.log_queue_capacity;
+  monitoring_options.log_options.zstd_level = opt.log_compression_level;
   auto monitoring = monitor::Monitoring::Create(monitoring_options);
   if (!monitoring.ok()) {
     std::fprintf(stderr, "flywheel serve: monitoring: %s\n",
@@ -302,6 +304,11 @@ Command AddServeCommand(CLI::App& app) {
                   "prediction log records accepted and not yet written, at most: more are dropped "
                   "(counted in flywheel_prediction_log_dropped_total), and a kill -9 loses no more")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--log-compression-level", opt->log_compression_level,
+                  "zstd level of the prediction log: negative levels are fastest (the writer's CPU "
+                  "is the cost of logging), 1..19 compress more")
+      ->check(CLI::Range(-7, 19))
       ->capture_default_str();
   sub->add_option("--drift", opt->drift,
                   "live drift against each version's profile.json, for models whose config does "

@@ -47,8 +47,9 @@ struct PredictionLogOptions {
   size_t frame_bytes = size_t{1} << 20;
   // The writer's CPU is the cost of logging at 100%. On the MLP ranker's records (256 FP32,
   // base64), measured on a busy 2-core machine: level 1 compresses 1.56x for ~3 us a record,
-  // level 3 1.57x for ~1.5x that, level -1 1.16x for about half.
-  int zstd_level = 1;
+  // level 3 1.57x for ~1.5x that, level -1 1.16x for about two thirds (~2 us). The default is the
+  // fast level: a log of every request must cost the request path as little as possible.
+  int zstd_level = -1;
   // kBase64 writes numeric tensors as base64 bytes (~1 us for those records), kArray as decimal
   // numbers (readable with `zstd -dc | jq`, but ~8x the serialization time); the reader and
   // `flywheel log cat` take both, and cat prints kArray.
