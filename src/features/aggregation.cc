@@ -129,7 +129,7 @@ FeatureValue Fold(const ViewLayout& layout, const ViewState& state, const Featur
       std::vector<uint8_t> registers(size_t{1} << s.precision, 0);
       bool any = false;
       for (int64_t t = range.first; t <= range.last; ++t) {
-        const HyperLogLog& sketch = state.sketches[s.sketch_offset + FloorMod(t, s.tiles)];
+        const HyperLogLog& sketch = state.sketches()[s.sketch_offset + FloorMod(t, s.tiles)];
         if (sketch.empty()) continue;
         sketch.MaxInto(registers);
         any = true;
@@ -150,7 +150,7 @@ FeatureValue Fold(const ViewLayout& layout, const ViewState& state, const Featur
     int64_t slot = FloorMod(t, s.tiles);
     for (int i = filled - 1; i >= 0 && static_cast<int>(values.size()) < want; --i) {
       const std::string* str = s.field_type == FieldType::kString
-                                   ? &state.strings[s.string_offset + slot * s.n + i]
+                                   ? &state.strings()[s.string_offset + slot * s.n + i]
                                    : nullptr;
       values.push_back(ToScalar(s.field_type, w[2 + 2 * i], str));
     }
@@ -174,7 +174,7 @@ FeatureValue EvaluateFeature(const ViewLayout& layout, const ViewState& state, i
     if (ts == kNoTime) return {};
     if (ttl && now_ns - ts > *ttl) return {FeatureStatus::kOutsideTtl, {}};
     const std::string* str =
-        raw.type == FieldType::kString ? &state.strings[raw.string_index] : nullptr;
+        raw.type == FieldType::kString ? &state.strings()[raw.string_index] : nullptr;
     return Present(FromScalar(ToScalar(raw.type, state.words[raw.word_offset + 1], str)));
   }
   if (ttl && now_ns - state.last_ts > *ttl) return {FeatureStatus::kOutsideTtl, {}};

@@ -54,7 +54,7 @@ bool IsFloatKind(SeriesKind kind) {
 void EncodeTile(const ViewState& state, const SeriesSpec& s, int64_t tile, std::string* out) {
   int64_t slot = FloorMod(tile, s.tiles);
   if (s.kind == SeriesKind::kDistinct) {
-    state.sketches[s.sketch_offset + slot].AppendTo(out);
+    state.sketches()[s.sketch_offset + slot].AppendTo(out);
     return;
   }
   const uint64_t* w = ViewLayout::TileWords(state, s, tile);
@@ -70,7 +70,7 @@ void EncodeTile(const ViewState& state, const SeriesSpec& s, int64_t tile, std::
   for (uint64_t i = 0; i < w[0]; ++i) {
     AppendSigned(out, static_cast<int64_t>(w[1 + 2 * i]));
     absl::string_view str;
-    if (s.field_type == FieldType::kString) str = state.strings[s.string_offset + slot * s.n + i];
+    if (s.field_type == FieldType::kString) str = state.strings()[s.string_offset + slot * s.n + i];
     AppendValue(out, s.field_type, w[2 + 2 * i], str);
   }
 }
@@ -83,7 +83,7 @@ bool DecodeTile(absl::string_view* in, SeriesKind kind, FieldType type, ViewStat
     HyperLogLog sketch;
     if (!sketch.ReadFrom(in)) return false;
     if (target) {
-      HyperLogLog& dst = state->sketches[target->sketch_offset + slot];
+      HyperLogLog& dst = state->sketches()[target->sketch_offset + slot];
       if (sketch.precision() == dst.precision()) dst = std::move(sketch);
     }
     return true;
@@ -115,7 +115,7 @@ bool DecodeTile(absl::string_view* in, SeriesKind kind, FieldType type, ViewStat
     w[1 + 2 * j] = static_cast<uint64_t>(ts);
     w[2 + 2 * j] = bits;
     if (type == FieldType::kString) {
-      state->strings[target->string_offset + slot * target->n + j].assign(str.data(), str.size());
+      state->strings()[target->string_offset + slot * target->n + j].assign(str.data(), str.size());
     }
   }
   if (w) w[0] = filled - skip;
@@ -140,7 +140,7 @@ void EncodeState(const ViewLayout& layout, const ViewState& state, std::string* 
     out->push_back(static_cast<char>(raw.type));
     AppendSigned(out, ts);
     absl::string_view str;
-    if (raw.type == FieldType::kString) str = state.strings[raw.string_index];
+    if (raw.type == FieldType::kString) str = state.strings()[raw.string_index];
     AppendValue(out, raw.type, state.words[raw.word_offset + 1], str);
   }
   size_t series = 0;
@@ -190,7 +190,7 @@ absl::Status DecodeState(const ViewLayout& layout, absl::string_view in, ViewSta
       state->words[raw.word_offset] = static_cast<uint64_t>(ts);
       state->words[raw.word_offset + 1] = bits;
       if (type == FieldType::kString)
-        state->strings[raw.string_index].assign(str.data(), str.size());
+        state->strings()[raw.string_index].assign(str.data(), str.size());
     }
   }
   uint64_t series = 0;

@@ -224,10 +224,15 @@ void ViewLayout::Init(ViewState* state) const {
   state->last_ts = kNoTime;
   state->dirty = false;
   state->words.assign(num_words_, 0);
-  state->strings.assign(num_strings_, std::string());
-  state->sketches.clear();
-  state->sketches.reserve(num_sketches_);
-  for (int p : sketch_precision_) state->sketches.emplace_back(p);
+  if (num_strings_ == 0 && num_sketches_ == 0) {
+    state->extras.reset();
+  } else {
+    if (!state->extras) state->extras = std::make_unique<ViewState::Extras>();
+    state->extras->strings.assign(num_strings_, std::string());
+    state->extras->sketches.clear();
+    state->extras->sketches.reserve(num_sketches_);
+    for (int p : sketch_precision_) state->extras->sketches.emplace_back(p);
+  }
   for (const RawSpec& raw : raws_) state->words[raw.word_offset] = static_cast<uint64_t>(kNoTime);
   for (const Group& g : groups_) state->words[g.head_word] = static_cast<uint64_t>(kNoTime);
   for (const SeriesSpec& s : series_) {
@@ -240,7 +245,7 @@ void ViewLayout::Init(ViewState* state) const {
 void ViewLayout::ClearTile(ViewState& state, const SeriesSpec& s, int64_t tile) {
   int64_t slot = FloorMod(tile, s.tiles);
   if (s.kind == SeriesKind::kDistinct) {
-    state.sketches[s.sketch_offset + slot].Clear();
+    state.sketches()[s.sketch_offset + slot].Clear();
     return;
   }
   // kLastN: resetting `filled` is enough; stale pairs beyond it are never read.
@@ -253,7 +258,7 @@ void ViewLayout::ResetSeries(ViewState& state, const SeriesSpec& s) {
 
 bool ViewLayout::TileEmpty(const ViewState& state, const SeriesSpec& s, int64_t tile) {
   int64_t slot = FloorMod(tile, s.tiles);
-  if (s.kind == SeriesKind::kDistinct) return state.sketches[s.sketch_offset + slot].empty();
+  if (s.kind == SeriesKind::kDistinct) return state.sketches()[s.sketch_offset + slot].empty();
   return state.words[s.first_word + slot * s.stride] == EmptyWord(s.kind);
 }
 
@@ -276,7 +281,7 @@ void ViewLayout::Advance(ViewState& state, const Group& g, int64_t tile) const {
       for (int i : g.series) {
         const SeriesSpec& s = series_[i];
         if (s.kind == SeriesKind::kDistinct) {
-          state.sketches[s.sketch_offset + slot].Clear();
+          state.sketches()[s.sketch_offset + slot].Clear();
         } else {
           // kLastN: resetting `filled` is enough; stale pairs beyond it are never read.
           state.words[s.first_word + slot * s.stride] = EmptyWord(s.kind);
@@ -315,7 +320,7 @@ void ViewLayout::Add(ViewState& state, int64_t ts, const FieldValue* fields) con
     raw_ts = ts;
     state.words[raw.word_offset + 1] = value.bits;
     if (raw.type == FieldType::kString)
-      state.strings[raw.string_index].assign(value.str.data(), value.str.size());
+      state.strings()[raw.string_index].assign(value.str.data(), value.str.size());
   }
   static const FieldValue kNoField;
   for (const Group& g : groups_) {
@@ -370,7 +375,7 @@ void ViewLayout::AddToTile(ViewState& state, const SeriesSpec& s, int64_t slot, 
           std::max(std::bit_cast<double>(*w), std::bit_cast<double>(value.bits)));
       return;
     case SeriesKind::kDistinct:
-      state.sketches[s.sketch_offset + slot].Add(ValueHash(s.field_type, value));
+      state.sketches()[s.sketch_offset + slot].Add(ValueHash(s.field_type, value));
       return;
     case SeriesKind::kLastN:
       break;
@@ -383,7 +388,7 @@ void ViewLayout::AddToTile(ViewState& state, const SeriesSpec& s, int64_t slot, 
   int pos = filled;
   while (pos > 0 && pairs[2 * (pos - 1)] > ts) --pos;
   std::string* strs =
-      s.field_type == FieldType::kString ? &state.strings[s.string_offset + slot * n] : nullptr;
+      s.field_type == FieldType::kString ? &state.strings()[s.string_offset + slot * n] : nullptr;
   if (filled < n) {
     for (int i = filled; i > pos; --i) {
       pairs[2 * i] = pairs[2 * i - 2];

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -114,8 +115,20 @@ struct ViewState {
   int64_t last_ts = kNoTime;  // newest event time, for ttl and eviction
   bool dirty = false;         // changed since the last flush
   std::vector<uint64_t> words;
-  std::vector<std::string> strings;
-  std::vector<HyperLogLog> sketches;
+
+  // Only views with string fields, last_n of strings or distinct counts hold strings and
+  // sketches, so they live apart: the state of a numbers-only view (and the hash map slot that
+  // holds it) stays small. REQUIRES for both: ViewLayout::Init gave the state some.
+  std::string* strings() { return extras->strings.data(); }
+  const std::string* strings() const { return extras->strings.data(); }
+  HyperLogLog* sketches() { return extras->sketches.data(); }
+  const HyperLogLog* sketches() const { return extras->sketches.data(); }
+
+  struct Extras {
+    std::vector<std::string> strings;
+    std::vector<HyperLogLog> sketches;
+  };
+  std::unique_ptr<Extras> extras;  // null when the layout has neither
 };
 
 class ViewLayout {
