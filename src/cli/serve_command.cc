@@ -15,6 +15,7 @@
 #include "api/http/features_handler.h"
 #include "api/http/http_server.h"
 #include "api/http/monitor_handler.h"
+#include "api/http/registry_handler.h"
 #include "cli/commands.h"
 #include "features/feature_source_adapter.h"
 #include "features/service.h"
@@ -174,6 +175,11 @@ int RunServe(const ServeOptions& opt) {
   }
   routes.emplace_back("monitor",
                       api::MakeMonitorHandler(monitoring->get(), {opt.max_request_bytes, 1}));
+  std::vector<lifecycle::Registry*> registry_views;
+  for (const auto& r : registries) registry_views.push_back(r.get());
+  routes.emplace_back("registry",
+                      api::MakeRegistryHandler(std::move(registry_views),
+                                               {opt.admin_token, opt.max_request_bytes, 1}));
   auto http = api::HttpServer::StartInference(http_options, server->get(), routes);
   if (!http.ok()) {
     std::fprintf(stderr, "flywheel serve: HTTP: %s\n",
