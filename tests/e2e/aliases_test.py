@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Registry aliases in inference requests: `flywheel models promote|rollback` on the repository a
-running `flywheel serve` serves, and requests to /v2/models/simple/versions/production/infer (or
-with the model_version parameter) reach the version the alias names at that moment."""
+running `flywheel serve` serves, or through its admin API (/v1/registry/), and requests to
+/v2/models/simple/versions/production/infer (or with the model_version parameter) reach the version
+the alias names at that moment."""
 import json
 import os
 import shutil
@@ -24,9 +25,9 @@ REQUEST = {"inputs": [
 ]}
 
 
-def post(url, body):
+def post(url, body, headers=None):
     req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -54,6 +55,7 @@ class AliasesTest(unittest.TestCase):
         out = subprocess.run([FLYWHEEL, "models", *args, "--model-repository", self.repo],
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
 
     def version_served(self, url, timeout=10):
         status, body = post(url, REQUEST)
@@ -94,6 +96,49 @@ class AliasesTest(unittest.TestCase):
                 self.version_served(srv.http_url + "/v2/models/simple/versions/2/infer"), "2")
             status, body = post(srv.http_url + "/v2/models/simple/versions/Bad!/infer", REQUEST)
             self.assertEqual(status, 400, body)
+
+    def test_admin_api_promotes_while_serving(self):
+        token = "e2e-admin"
+        with FlywheelServer(FLYWHEEL, ["--model-repository", self.repo,
+                                       "--admin-token", token]) as srv:
+            api = srv.http_url + "/v1/registry/models/simple"
+            url = srv.http_url + "/v2/models/simple/versions/production/infer"
+            auth = {"Authorization": "Bearer " + token}
+            # Changes need the token; reads do not.
+            status, body = post(api + "/promote", {"version": "2"})
+            self.assertEqual(status, 401, body)
+            status, body = post(api + "/promote", {"version": "2"},
+                                {"Authorization": "Bearer wrong"})
+            self.assertEqual(status, 403, body)
+
+            status, body = post(api + "/versions/2", {"metrics": {"auc": 0.93}, "by": "e2e"}, auth)
+            self.assertEqual(status, 200, body)
+            status, body = post(api + "/promote", {"version": "1"}, auth)
+            self.assertEqual(status, 200, body)
+            self.wait_for_version(url, "1")
+            status, body = post(api + "/promote",
+                                {"version": 2, "by": "e2e", "note": "auc 0.93"}, auth)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["change"]["from"], 1)
+            self.assertEqual(body["change"]["to"], 2)
+            # The server's own registry: the alias serves the new version at once.
+            self.assertEqual(self.version_served(url), "2")
+            with urllib.request.urlopen(api + "/versions/production", timeout=10) as r:
+                shown = json.loads(r.read())
+            self.assertEqual(shown["version"], 2)
+            self.assertEqual(shown["metadata"]["metrics"]["auc"], 0.93)
+
+            # The CLI reads the same registry file.
+            cli = json.loads(self.models("show", "-m", "simple", "--json"))
+            self.assertEqual(cli["aliases"]["production"]["version"], 2)
+            self.assertEqual(cli["history"][-1]["by"], "e2e")
+            self.assertEqual(cli["history"][-1]["note"], "auc 0.93")
+
+            status, body = post(api + "/rollback", {}, auth)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(self.version_served(url), "1")
+            status, body = post(api + "/rollback", {}, auth)
+            self.assertEqual(status, 409, body)
 
 
 if __name__ == "__main__":
