@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "api/http/admin_auth.h"
 #include "api/http/content_coding.h"
 #include "api/http/infer_codec.h"
 #include "api/http/url_path.h"
@@ -42,15 +43,6 @@ bool HasHeader(const Request& request, absl::string_view name) {
 
 absl::string_view Body(const Request& request) {
   return request.body() ? request.body()->view() : absl::string_view();
-}
-
-// Compares without an early exit, so that response timing does not reveal the token.
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
 }
 
 Reply InferReply(EncodedInferResponse encoded) {
@@ -292,28 +284,13 @@ Reply InferenceHandler::Statistics(const Route& route) {
 }
 
 absl::Status InferenceHandler::CheckAdmin(const Request& request) const {
-  if (admin_token_.empty()) return absl::OkStatus();
-  absl::string_view auth = HeaderValue(request, "Authorization");
-  if (auth.empty()) {
-    return absl::UnauthenticatedError(
-        "the model repository API needs the header 'Authorization: Bearer <admin token>'");
-  }
-  absl::string_view token = auth;
-  if (!absl::ConsumePrefix(&token, "Bearer ") && !absl::ConsumePrefix(&token, "bearer ")) {
-    return absl::UnauthenticatedError("the Authorization header must read 'Bearer <admin token>'");
-  }
-  if (!ConstantTimeEquals(absl::StripAsciiWhitespace(token), admin_token_)) {
-    return absl::PermissionDeniedError("the admin token does not match");
-  }
-  return absl::OkStatus();
+  return CheckAdminToken(request, admin_token_, "the model repository API");
 }
 
 void InferenceHandler::Repository(const Request& request, const Route& route, Respond respond) {
   absl::Status allowed = CheckAdmin(request);
   if (!allowed.ok()) {
-    Reply reply = ErrorReply(allowed);
-    if (absl::IsUnauthenticated(allowed)) reply.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return respond(std::move(reply));
+    return respond(AdminErrorReply(allowed));
   }
   auto doc = ParseOptionalObject(Body(request));
   if (!doc.ok()) return respond(ErrorReply(doc.status()));
