@@ -2,7 +2,9 @@
 
 #include <bit>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -36,17 +38,32 @@ void WriteTyped(JsonWriter& w, FieldType type, const FieldValue& v) {
 
 }  // namespace
 
-void LogPushedEvents(const rapidjson::Value& events, const ParsedEvents& parsed,
-                     absl::Span<const uint8_t> admitted, std::vector<LoggedEvent>* out) {
+size_t LogPushedEvents(const rapidjson::Value& events, const ParsedEvents& parsed,
+                       absl::Span<const uint8_t> admitted, uint64_t first_sequence,
+                       std::vector<LoggedEvent>* out) {
   rapidjson::StringBuffer buffer;
+  size_t logged = 0;
   for (size_t i = 0; i < parsed.size; ++i) {
     if (!admitted[i]) continue;
     buffer.Clear();
     JsonWriter w(buffer);
-    events[parsed.input_index[i]].Accept(w);
+    // The parser admits objects only.
+    const rapidjson::Value& event = events[parsed.input_index[i]];
+    w.StartObject();
+    w.Key(kPushSequenceField);
+    w.Uint64(first_sequence + logged);
+    for (auto it = event.MemberBegin(); it != event.MemberEnd(); ++it) {
+      absl::string_view name(it->name.GetString(), it->name.GetStringLength());
+      if (name == kPushSequenceField) continue;
+      WriteString(w, name);
+      it->value.Accept(w);
+    }
+    w.EndObject();
+    ++logged;
     out->push_back(LoggedEvent{absl::FromUnixNanos(parsed.times[i]),
                                std::string(buffer.GetString(), buffer.GetSize())});
   }
+  return logged;
 }
 
 void LogStreamEntries(const SourceDef& source, absl::Span<const StreamEntry> entries,
@@ -96,6 +113,18 @@ absl::string_view LoggedStreamId(absl::string_view json) {
   size_t end = json.find('"');
   if (end == absl::string_view::npos) return {};
   return json.substr(0, end);
+}
+
+std::optional<uint64_t> LoggedPushSequence(absl::string_view json) {
+  // LogPushedEvents writes the sequence first, compactly, as an unsigned integer.
+  static constexpr absl::string_view kPrefix = "{\"_push_seq\":";
+  if (!absl::StartsWith(json, kPrefix)) return std::nullopt;
+  json.remove_prefix(kPrefix.size());
+  size_t end = 0;
+  while (end < json.size() && absl::ascii_isdigit(static_cast<unsigned char>(json[end]))) ++end;
+  uint64_t sequence = 0;
+  if (end == 0 || !absl::SimpleAtoi(json.substr(0, end), &sequence)) return std::nullopt;
+  return sequence;
 }
 
 bool StreamDuplicateFilter::Duplicate(absl::string_view source, absl::Time time,

@@ -1,11 +1,13 @@
 // What the event log keeps of an ingested batch: its admitted events, each a JSON object with its
-// event time. Pushed events are kept as they were sent. Stream entries (all text) become typed JSON
-// (numbers and booleans as the source's views declare them) led by their entry id, so that an
-// entry logged twice — read again after a crash, before its state was committed — is recognised
-// when the log is read back (StreamDuplicateFilter).
+// event time. Pushed events are kept as they were sent, led by their ingestion sequence, so that a
+// restart can replay the pushes its committed state does not include. Stream entries (all text)
+// become typed JSON (numbers and booleans as the source's views declare them) led by their entry
+// id, so that an entry logged twice — read again after a crash, before its state was committed — is
+// recognised when the log is read back (StreamDuplicateFilter).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,10 +27,18 @@ namespace flywheel::features {
 // The member that carries a logged stream entry's id; always the first of its object.
 inline constexpr char kStreamIdField[] = "_stream_id";
 
+// The member that carries a pushed event's ingestion sequence; always the first of its object.
+// Sequences increase by one per logged event of a source, across restarts (the feature service
+// continues above the committed and the logged ones).
+inline constexpr char kPushSequenceField[] = "_push_seq";
+
 // Appends to `out` the admitted events of a pushed batch: events[parsed.input_index[i]] for each
-// i with admitted[i], serialized compactly, at time parsed.times[i].
-void LogPushedEvents(const rapidjson::Value& events, const ParsedEvents& parsed,
-                     absl::Span<const uint8_t> admitted, std::vector<LoggedEvent>* out);
+// i with admitted[i], serialized compactly as {"_push_seq": sequence, <its members>...} with
+// sequences first_sequence, first_sequence + 1, ... in batch order, at time parsed.times[i]. A
+// member of the event named like the sequence is not kept. Returns how many were appended.
+size_t LogPushedEvents(const rapidjson::Value& events, const ParsedEvents& parsed,
+                       absl::Span<const uint8_t> admitted, uint64_t first_sequence,
+                       std::vector<LoggedEvent>* out);
 
 // Appends to `out` the admitted entries of a stream batch as JSON objects:
 // {"_stream_id": id, <field>: <value>, ...}. The fields the source's views read are written with
@@ -54,5 +64,9 @@ class StreamDuplicateFilter {
 
 // The entry id of a logged stream event ("" for a pushed one).
 absl::string_view LoggedStreamId(absl::string_view json);
+
+// The ingestion sequence of a logged pushed event; nullopt for a stream entry or an event logged
+// before pushes carried one.
+std::optional<uint64_t> LoggedPushSequence(absl::string_view json);
 
 }  // namespace flywheel::features

@@ -147,7 +147,8 @@ void FeaturePipeline::Apply(int source, const ParsedEvents& parsed,
 absl::StatusOr<PushResult> FeaturePipeline::Push(absl::string_view source,
                                                  const rapidjson::Value& events,
                                                  std::vector<EventError>* errors,
-                                                 const BeforeApply& before_apply) {
+                                                 const BeforeApply& before_apply,
+                                                 const std::string* position) {
   absl::StatusOr<int> index = FindSource(source, SourceKind::kPush);
   if (!index.ok()) return index.status();
   int64_t max_time = absl::ToUnixNanos(options_.clock() + options_.max_future);
@@ -172,6 +173,10 @@ absl::StatusOr<PushResult> FeaturePipeline::Push(absl::string_view source,
     }
   }
   Apply(*index, parsed_, admitted_);
+  if (position != nullptr && !position->empty()) {
+    rt.position = *position;
+    rt.position_dirty = true;
+  }
   result.times.reserve(parsed_.size);
   for (int64_t t : parsed_.times) result.times.push_back(absl::FromUnixNanos(t));
   return result;

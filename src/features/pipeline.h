@@ -117,7 +117,7 @@ class FeaturePipeline {
   absl::Time Now() const { return options_.clock(); }
   OnlineStore* store() const { return store_; }
 
-  // Loads every stored entity state and the committed stream positions. Call once, before any
+  // Loads every stored entity state and the committed source positions. Call once, before any
   // event. Unreadable stored states are skipped and counted (restore_corrupt).
   absl::Status Restore();
 
@@ -125,10 +125,14 @@ class FeaturePipeline {
   // event is checked first, and any malformed one refuses the batch with InvalidArgument
   // "source 'clicks': event 3: field 'user_id' missing; event 7: ..." (`errors`, when given,
   // receives them one by one). Late events are not errors: they are dropped and counted.
-  // `before_apply` (when set) may still refuse the batch (see BeforeApply).
+  // `before_apply` (when set) may still refuse the batch (see BeforeApply). `position` (when
+  // set) is read once before_apply accepted the batch: when not empty it becomes the source's
+  // position, committed with the state at the next Flush (the feature service puts the ingestion
+  // sequence of the batch's last logged event there, so that a restart replays what follows it).
   absl::StatusOr<PushResult> Push(absl::string_view source, const rapidjson::Value& events,
                                   std::vector<EventError>* errors = nullptr,
-                                  const BeforeApply& before_apply = nullptr);
+                                  const BeforeApply& before_apply = nullptr,
+                                  const std::string* position = nullptr);
   // The same from JSON text (a request body).
   absl::StatusOr<PushResult> PushJson(absl::string_view source, absl::string_view json,
                                       std::vector<EventError>* errors = nullptr);
@@ -141,8 +145,8 @@ class FeaturePipeline {
                                                      absl::Span<const StreamEntry> entries,
                                                      absl::string_view last_position,
                                                      const BeforeApply& before_apply = nullptr);
-  // Where to resume reading a redis_stream source: the last applied (or restored) position;
-  // nullopt when there is none yet (read from the start).
+  // Where to resume reading a redis_stream source (or replaying a push source's event log): the
+  // last applied (or restored) position; nullopt when there is none yet (read from the start).
   std::optional<std::string> Position(absl::string_view source) const;
 
   // Writes every entity changed since the last flush, deletes expired ones and commits stream

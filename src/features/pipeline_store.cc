@@ -1,4 +1,4 @@
-// FeaturePipeline and the OnlineStore: flushing changed state with stream positions, restoring
+// FeaturePipeline and the OnlineStore: flushing changed state with source positions, restoring
 // it at start, reading entities for lookups, and the counters for metrics.
 #include <algorithm>
 
@@ -105,7 +105,6 @@ absl::Status FeaturePipeline::Restore() {
   }
   for (size_t s = 0; s < sources_.size(); ++s) {
     const SourceDef& source = registry_->sources()[s];
-    if (source.kind != SourceKind::kRedisStream) continue;
     absl::StatusOr<std::optional<std::string>> position = store_->GetPosition(source.name);
     if (!position.ok()) {
       return absl::Status(position.status().code(),

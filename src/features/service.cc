@@ -66,6 +66,8 @@ absl::Status FeatureService::Init(const FeatureServiceOptions& options,
   pipeline_ = std::make_unique<FeaturePipeline>(*registry_, store_.get(), pipeline_options);
   absl::Status restored = pipeline_->Restore();
   if (!restored.ok()) return restored;
+  absl::Status replayed = ReplayPushes();
+  if (!replayed.ok()) return replayed;
 
   std::vector<const SourceDef*> streams;
   for (const SourceDef& source : registry_->sources()) {
@@ -128,10 +130,20 @@ absl::StatusOr<PushOutcome> FeatureService::Push(absl::string_view source,
   if (stopped_.load()) {
     return absl::UnavailableError("the feature store is shutting down; retry on another server");
   }
+  const int index = registry_->SourceIndex(source);
   std::vector<LoggedEvent> logged;
+  std::string position;
+  // Runs under the pipeline's ingestion lock, in the order batches are applied (only for a push
+  // source the pipeline found, so `index` is valid).
   auto log_batch = [&](const ParsedEvents& parsed,
                        absl::Span<const uint8_t> admitted) -> absl::Status {
-    LogPushedEvents(events, parsed, admitted, &logged);
+    uint64_t first = 0;
+    {
+      absl::MutexLock lock(&sequence_mu_);
+      first = next_sequence_[index];
+      size_t n = LogPushedEvents(events, parsed, admitted, first, &logged);
+      next_sequence_[index] = first + n;
+    }
     if (logged.empty()) return absl::OkStatus();
     absl::Status status = event_log_->Append(source, logged);
     if (!status.ok()) {
@@ -140,12 +152,12 @@ absl::StatusOr<PushOutcome> FeatureService::Push(absl::string_view source,
                           absl::StrCat("source '", source, "': appending to the event log: ",
                                        status.message(), " (nothing was applied; retry)"));
     }
+    position = absl::StrCat(first + logged.size() - 1);
     return status;
   };
-  absl::StatusOr<PushResult> result = pipeline_->Push(source, events, errors, log_batch);
+  absl::StatusOr<PushResult> result = pipeline_->Push(source, events, errors, log_batch, &position);
   if (!result.ok()) {
     if (metrics_ != nullptr && result.status().code() == absl::StatusCode::kInvalidArgument) {
-      int index = registry_->SourceIndex(source);
       if (index >= 0) metrics_->AddRejected(index, events.IsArray() ? events.Size() : 1);
     }
     return result.status();

@@ -1,6 +1,8 @@
 // The feature store inside `flywheel serve --features DIR`: the definitions, the online store, the
-// event log and the pipeline, wired together. Pushed events are logged before they are applied;
-// Redis Stream sources are consumed by threads of their own from the position committed with the
+// event log and the pipeline, wired together. Pushed events are logged, each with an ingestion
+// sequence, before they are applied, and a restart replays the logged pushes after the sequence
+// committed with the state, so that no acknowledged push is lost or applied twice; Redis Stream
+// sources are consumed by threads of their own from the position committed with the
 // state; state and positions are flushed in the background and at Stop.
 #pragma once
 
@@ -11,9 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "features/definitions.h"
@@ -61,8 +65,9 @@ struct PushOutcome {
 class FeatureService {
  public:
   // Loads the definitions (errors name file:line), opens the store and the event log, restores
-  // state and stream positions, and starts the flush and stream threads. `metrics` (may be null)
-  // receives the flywheel_feature_* families and must outlive the service.
+  // state and source positions, replays the pushes logged after the committed ones, and starts the
+  // flush and stream threads. `metrics` (may be null) receives the flywheel_feature_* families and
+  // must outlive the service.
   static absl::StatusOr<std::unique_ptr<FeatureService>> Start(const FeatureServiceOptions& options,
                                                                monitor::Registry* metrics);
   ~FeatureService();
@@ -105,10 +110,18 @@ class FeatureService {
   // One per redis_stream source.
   std::vector<StreamConsumerStats> StreamStats() const;
 
+  // Pushed events that Start re-applied from the event log (acknowledged before a crash, after
+  // the last committed flush).
+  uint64_t replayed_events() const { return replayed_events_; }
+
  private:
   FeatureService() = default;
   absl::Status Init(const FeatureServiceOptions& options, monitor::Registry* metrics);
   void ObserveLookup(absl::Time start, absl::string_view path) const;
+  // Re-applies, in sequence order, the logged events of each push source whose ingestion sequence
+  // is above the committed position, and sets where the sequences continue.
+  absl::Status ReplayPushes();
+  absl::Status ReplaySource(int source);
 
   std::unique_ptr<FeatureRegistry> registry_;
   std::unique_ptr<OnlineStore> store_;
@@ -118,6 +131,12 @@ class FeatureService {
   std::unique_ptr<ServiceMetrics> metrics_;
   std::string views_json_;
   bool lookups_may_block_ = false;
+  uint64_t replayed_events_ = 0;
+  // By source index: the ingestion sequence of the next logged push event. Taken in the
+  // pipeline's BeforeApply, so sequences follow the order in which batches are applied; never
+  // reused, even by a batch whose log append failed.
+  absl::Mutex sequence_mu_;
+  std::vector<uint64_t> next_sequence_ ABSL_GUARDED_BY(sequence_mu_);
   std::atomic<bool> stopped_{false};
 };
 

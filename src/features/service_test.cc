@@ -3,8 +3,10 @@
 // each entry in the event log once, and the Prometheus metrics.
 #include "features/service.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -165,6 +167,116 @@ TEST_F(FeatureServiceTest, PushIsLoggedAppliedAndSurvivesARestart) {
   ASSERT_TRUE(service.ok()) << service.status();
   EXPECT_EQ(Read(**service, "user_clicks:clicks_1d", "u1").value, Value(int64_t{3}));
   EXPECT_EQ(Read(**service, "user_clicks:dwell_1d", "u1").value, Value(4.5));
+}
+
+// A crash after acknowledged pushes and before their state was flushed: the store a restart finds
+// holds only what was committed before them, the event log holds them all.
+TEST_F(FeatureServiceTest, RestartReplaysAcknowledgedPushesExactlyOnce) {
+  const std::string committed = root_ + "/committed";
+  {
+    auto service = FeatureService::Start(Options(), nullptr);
+    ASSERT_TRUE(service.ok()) << service.status();
+    rapidjson::Document events = Json(Clicks("u1", 3, kT0));
+    ASSERT_TRUE((*service)->Push("clicks", events).ok());
+    ASSERT_TRUE((*service)->Stop().ok());
+  }
+  std::filesystem::copy(root_ + "/data/features", committed);
+  std::vector<std::pair<std::string, FeatureValue>> before;
+  const std::vector<std::string> users = {"u1", "u2"};
+  const std::vector<std::string> features = {"user_clicks:clicks_1d", "user_clicks:dwell_1d",
+                                             "user_clicks:country"};
+  {
+    FeatureServiceOptions options = Options();
+    options.flush_interval = absl::Hours(1);
+    auto service = FeatureService::Start(options, nullptr);
+    ASSERT_TRUE(service.ok()) << service.status();
+    EXPECT_EQ((*service)->replayed_events(), 0u);
+    // Acknowledged, never flushed to `committed`: u1 gets more, u2 is new, one event is late.
+    rapidjson::Document more = Json(Clicks("u1", 2, kT0 + 60, 2.5));
+    ASSERT_TRUE((*service)->Push("clicks", more).ok());
+    rapidjson::Document other = Json(Clicks("u2", 4, kT0 + 120, 0.5));
+    ASSERT_TRUE((*service)->Push("clicks", other).ok());
+    rapidjson::Document late = Json(Clicks("u2", 1, kT0 - 3600));
+    auto outcome = (*service)->Push("clicks", late);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(outcome->late, 1u);
+    for (const std::string& user : users) {
+      for (const std::string& feature : features) {
+        before.emplace_back(user + " " + feature, Read(**service, feature, user));
+      }
+    }
+    EXPECT_EQ(before[0].second.value, Value(int64_t{5}));
+  }
+  auto check = [&](const FeatureService& service) {
+    size_t i = 0;
+    for (const std::string& user : users) {
+      for (const std::string& feature : features) {
+        FeatureValue got = Read(service, feature, user);
+        EXPECT_EQ(got.status, before[i].second.status) << before[i].first;
+        EXPECT_EQ(got.value, before[i].second.value) << before[i].first;
+        ++i;
+      }
+    }
+  };
+  FeatureServiceOptions crashed = Options();
+  crashed.online_store = "rocksdb:" + committed;
+  crashed.flush_interval = absl::Hours(1);
+  // Crashing again before the replayed state is flushed replays the same events again.
+  const std::string committed_again = root_ + "/committed-again";
+  std::filesystem::copy(committed, committed_again);
+  for (const std::string& store : {committed_again, committed}) {
+    crashed.online_store = "rocksdb:" + store;
+    auto service = FeatureService::Start(crashed, nullptr);
+    ASSERT_TRUE(service.ok()) << service.status();
+    EXPECT_EQ((*service)->replayed_events(), 6u);
+    check(**service);
+    ASSERT_TRUE((*service)->Stop().ok());
+  }
+  // Once committed, a restart replays nothing and applies nothing twice; new pushes continue the
+  // ingestion sequence.
+  {
+    auto service = FeatureService::Start(crashed, nullptr);
+    ASSERT_TRUE(service.ok()) << service.status();
+    EXPECT_EQ((*service)->replayed_events(), 0u);
+    check(**service);
+    rapidjson::Document next = Json(Clicks("u3", 1, kT0 + 180));
+    ASSERT_TRUE((*service)->Push("clicks", next).ok());
+  }
+  // The replay logged nothing again: each event once, sequences 1..10 in push order.
+  std::vector<EventLogEntry> logged = Logged("clicks");
+  ASSERT_EQ(logged.size(), 10u);
+  std::vector<uint64_t> sequences;
+  for (const EventLogEntry& entry : logged) {
+    std::optional<uint64_t> sequence = LoggedPushSequence(entry.json);
+    ASSERT_TRUE(sequence.has_value()) << entry.json;
+    sequences.push_back(*sequence);
+  }
+  std::sort(sequences.begin(), sequences.end());
+  for (size_t i = 0; i < sequences.size(); ++i) EXPECT_EQ(sequences[i], i + 1);
+  auto service = FeatureService::Start(crashed, nullptr);
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_EQ((*service)->replayed_events(), 0u);
+  EXPECT_EQ(Read(**service, "user_clicks:clicks_1d", "u3").value, Value(int64_t{1}));
+}
+
+TEST(IngestLogTest, PushedEventsLeadWithTheirSequence) {
+  rapidjson::Document events;
+  events.Parse(R"([{"user_id":"a","ts":1700000000,"_push_seq":"mine"},{"user_id":"b","ts":1}])");
+  ASSERT_FALSE(events.HasParseError());
+  ParsedEvents parsed;
+  parsed.size = 2;
+  parsed.input_index = {0, 1};
+  parsed.times = {1700000000000000000, 1000000000};
+  std::vector<uint8_t> admitted = {1, 1};
+  std::vector<LoggedEvent> out;
+  EXPECT_EQ(LogPushedEvents(events, parsed, admitted, 41, &out), 2u);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].json, R"({"_push_seq":41,"user_id":"a","ts":1700000000})");
+  EXPECT_EQ(out[1].json, R"({"_push_seq":42,"user_id":"b","ts":1})");
+  EXPECT_EQ(LoggedPushSequence(out[1].json), std::optional<uint64_t>(42));
+  EXPECT_EQ(LoggedPushSequence(R"({"user_id":"a"})"), std::nullopt);
+  EXPECT_EQ(LoggedPushSequence(R"({"_stream_id":"1-0","a":1})"), std::nullopt);
+  EXPECT_EQ(LoggedStreamId(out[0].json), "");
 }
 
 TEST_F(FeatureServiceTest, MalformedBatchChangesNothing) {
