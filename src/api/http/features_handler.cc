@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "api/http/content_coding.h"
 #include "api/http/http_message.h"
+#include "api/http/json_body.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -27,47 +28,6 @@ namespace rj = rapidjson;
 
 absl::string_view Target(const Request& request) {
   return {request.target().data(), request.target().size()};
-}
-
-absl::string_view HeaderValue(const Request& request, absl::string_view name) {
-  auto it = request.find(boost::beast::string_view(name.data(), name.size()));
-  if (it == request.end()) return {};
-  return {it->value().data(), it->value().size()};
-}
-
-// Parses the request body (inflated when gzip/deflate) as one JSON value into `doc`. `holder`
-// keeps an inflated body alive: string values of `doc` may point into it.
-absl::Status ParseBody(const Request& request, size_t max_bytes, rj::Document* doc,
-                       std::shared_ptr<BodyBytes>* holder) {
-  absl::string_view body = request.body() ? request.body()->view() : absl::string_view();
-  absl::StatusOr<ContentCoding> coding =
-      ParseContentCoding(HeaderValue(request, "Content-Encoding"));
-  if (!coding.ok()) return coding.status();
-  if (*coding != ContentCoding::kIdentity && !body.empty()) {
-    absl::StatusOr<std::shared_ptr<BodyBytes>> inflated = Inflate(body, *coding, max_bytes, 0);
-    if (!inflated.ok()) return inflated.status();
-    *holder = std::move(*inflated);
-    body = (*holder)->view();
-  }
-  if (body.empty()) return absl::InvalidArgumentError("the request body is empty; expected JSON");
-  doc->Parse<rj::kParseFullPrecisionFlag | rj::kParseIterativeFlag>(body.data(), body.size());
-  if (doc->HasParseError()) {
-    return absl::InvalidArgumentError(absl::StrCat("the request body is not valid JSON at byte ",
-                                                   doc->GetErrorOffset(), ": ",
-                                                   rj::GetParseError_En(doc->GetParseError())));
-  }
-  if (!doc->IsObject()) return absl::InvalidArgumentError("the request body must be a JSON object");
-  return absl::OkStatus();
-}
-
-Reply BodyError(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kResourceExhausted) {
-    return ErrorReply(bhttp::status::payload_too_large, status.message());
-  }
-  if (status.code() == absl::StatusCode::kUnimplemented) {
-    return ErrorReply(bhttp::status::unsupported_media_type, status.message());
-  }
-  return ErrorReply(status);
 }
 
 // 400 with the refused batch's errors one by one, beside the summary a plain client prints.
@@ -189,8 +149,8 @@ class FeaturesHandler : public Handler {
   Reply Push(const Request& request) {
     rj::Document doc;
     std::shared_ptr<BodyBytes> holder;
-    absl::Status parsed = ParseBody(request, max_request_bytes_, &doc, &holder);
-    if (!parsed.ok()) return BodyError(parsed);
+    absl::Status parsed = ParseJsonObjectBody(request, max_request_bytes_, &doc, &holder);
+    if (!parsed.ok()) return BodyErrorReply(parsed);
     auto source = doc.FindMember("source");
     if (source == doc.MemberEnd() || !source->value.IsString()) {
       return ErrorReply(bhttp::status::bad_request,
@@ -220,8 +180,8 @@ class FeaturesHandler : public Handler {
   Reply Online(const Request& request) {
     rj::Document doc;
     std::shared_ptr<BodyBytes> holder;
-    absl::Status parsed = ParseBody(request, max_request_bytes_, &doc, &holder);
-    if (!parsed.ok()) return BodyError(parsed);
+    absl::Status parsed = ParseJsonObjectBody(request, max_request_bytes_, &doc, &holder);
+    if (!parsed.ok()) return BodyErrorReply(parsed);
     absl::Status expanded = ExpandPlainKeys(service_->registry(), doc);
     if (!expanded.ok()) return ErrorReply(expanded);
     absl::StatusOr<features::LookupRequest> lookup = features::LookupRequestFromJson(doc);

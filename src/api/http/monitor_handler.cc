@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/http/content_coding.h"
 #include "api/http/http_message.h"
+#include "api/http/json_body.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -30,12 +31,6 @@ constexpr size_t kMaxListedErrors = 20;
 
 absl::string_view Target(const Request& request) {
   return {request.target().data(), request.target().size()};
-}
-
-absl::string_view HeaderValue(const Request& request, absl::string_view name) {
-  auto it = request.find(boost::beast::string_view(name.data(), name.size()));
-  if (it == request.end()) return {};
-  return {it->value().data(), it->value().size()};
 }
 
 void Str(Writer& w, absl::string_view s) {
@@ -94,41 +89,6 @@ std::string ModelReportsJson(absl::string_view model, const Versions& versions, 
   }
   out += "]}";
   return out;
-}
-
-// Parses the request body (inflated when gzip/deflate) as one JSON object into `doc`; `holder`
-// keeps an inflated body alive while `doc`'s strings point into it.
-absl::Status ParseBody(const Request& request, size_t max_bytes, rj::Document* doc,
-                       std::shared_ptr<BodyBytes>* holder) {
-  absl::string_view body = request.body() ? request.body()->view() : absl::string_view();
-  absl::StatusOr<ContentCoding> coding =
-      ParseContentCoding(HeaderValue(request, "Content-Encoding"));
-  if (!coding.ok()) return coding.status();
-  if (*coding != ContentCoding::kIdentity && !body.empty()) {
-    absl::StatusOr<std::shared_ptr<BodyBytes>> inflated = Inflate(body, *coding, max_bytes, 0);
-    if (!inflated.ok()) return inflated.status();
-    *holder = std::move(*inflated);
-    body = (*holder)->view();
-  }
-  if (body.empty()) return absl::InvalidArgumentError("the request body is empty; expected JSON");
-  doc->Parse<rj::kParseFullPrecisionFlag | rj::kParseIterativeFlag>(body.data(), body.size());
-  if (doc->HasParseError()) {
-    return absl::InvalidArgumentError(absl::StrCat("the request body is not valid JSON at byte ",
-                                                   doc->GetErrorOffset(), ": ",
-                                                   rj::GetParseError_En(doc->GetParseError())));
-  }
-  if (!doc->IsObject()) return absl::InvalidArgumentError("the request body must be a JSON object");
-  return absl::OkStatus();
-}
-
-Reply BodyError(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kResourceExhausted) {
-    return ErrorReply(bhttp::status::payload_too_large, status.message());
-  }
-  if (status.code() == absl::StatusCode::kUnimplemented) {
-    return ErrorReply(bhttp::status::unsupported_media_type, status.message());
-  }
-  return ErrorReply(status);
 }
 
 struct Label {
@@ -292,8 +252,8 @@ class MonitorHandler : public Handler {
   Reply PostLabels(const Request& request) {
     rj::Document doc;
     std::shared_ptr<BodyBytes> holder;
-    absl::Status parsed = ParseBody(request, max_request_bytes_, &doc, &holder);
-    if (!parsed.ok()) return BodyError(parsed);
+    absl::Status parsed = ParseJsonObjectBody(request, max_request_bytes_, &doc, &holder);
+    if (!parsed.ok()) return BodyErrorReply(parsed);
     for (const auto& m : doc.GetObject()) {
       const absl::string_view key(m.name.GetString(), m.name.GetStringLength());
       if (key != "labels") {
