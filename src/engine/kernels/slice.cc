@@ -20,6 +20,8 @@ class SliceKernel : public Kernel {
     FW_ASSIGN_OR_RETURN(const Tensor* in, ctx.RequiredInput(0));
     FW_RETURN_IF_ERROR(CheckCopyable(ctx, *in, "data"));
     const int rank = in->rank();
+    // A scalar has no axis to slice (and axis 0 would be read past its empty shape).
+    if (rank == 0) return ctx.Error("data is a scalar; Slice needs an input of rank 1 or more");
     if (rank > kMaxStridedRank) {
       return ctx.Error("rank ", rank, " is above the supported ", kMaxStridedRank);
     }
