@@ -20,12 +20,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<flywheel::cli::Command> commands = {
-      flywheel::cli::AddInferCommand(app),
-      flywheel::cli::AddBenchCommand(app),
-      flywheel::cli::AddServeCommand(app),
-      flywheel::cli::AddLogCommand(app),
-      flywheel::cli::AddModelsCommand(app),
-      flywheel::cli::AddMonitorCommand(app),
+      flywheel::cli::AddInferCommand(app),    flywheel::cli::AddBenchCommand(app),
+      flywheel::cli::AddServeCommand(app),    flywheel::cli::AddLogCommand(app),
+      flywheel::cli::AddModelsCommand(app),   flywheel::cli::AddMonitorCommand(app),
       flywheel::cli::AddFeaturesCommand(app),
   };
 
