@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "api/http/content_coding.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
 #include "api/http/url_path.h"
@@ -16,7 +15,6 @@
 #include "features/lookup.h"
 #include "features/service.h"
 #include "rapidjson/document.h"
-#include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 

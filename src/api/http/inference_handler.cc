@@ -12,6 +12,7 @@
 #include "api/http/admin_auth.h"
 #include "api/http/content_coding.h"
 #include "api/http/infer_codec.h"
+#include "api/http/json_body.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -29,12 +30,6 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-absl::string_view HeaderValue(const Request& request, absl::string_view name) {
-  auto it = request.find(boost::beast::string_view(name.data(), name.size()));
-  if (it == request.end()) return {};
-  return {it->value().data(), it->value().size()};
 }
 
 bool HasHeader(const Request& request, absl::string_view name) {

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "api/http/content_coding.h"
 #include "api/http/v2_json.h"
@@ -18,7 +19,7 @@ absl::string_view HeaderValue(const Request& request, absl::string_view name) {
 }
 
 absl::Status ParseJsonObjectBody(const Request& request, size_t max_bytes, rj::Document* doc,
-                                 std::shared_ptr<BodyBytes>* holder) {
+                                 std::shared_ptr<BodyBytes>* holder, EmptyBody empty) {
   absl::string_view body = request.body() ? request.body()->view() : absl::string_view();
   absl::StatusOr<ContentCoding> coding =
       ParseContentCoding(HeaderValue(request, "Content-Encoding"));
@@ -28,6 +29,14 @@ absl::Status ParseJsonObjectBody(const Request& request, size_t max_bytes, rj::D
     if (!inflated.ok()) return inflated.status();
     *holder = std::move(*inflated);
     body = (*holder)->view();
+  }
+  if (body.size() > max_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the request body has ", body.size(), " bytes; the limit is ", max_bytes));
+  }
+  if (empty == EmptyBody::kEmptyObject && absl::StripAsciiWhitespace(body).empty()) {
+    doc->SetObject();
+    return absl::OkStatus();
   }
   if (body.empty()) return absl::InvalidArgumentError("the request body is empty; expected JSON");
   doc->Parse<rj::kParseFullPrecisionFlag | rj::kParseIterativeFlag>(body.data(), body.size());

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "api/http/content_coding.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
 #include "api/http/url_path.h"
@@ -15,7 +14,6 @@
 #include "boost/asio/thread_pool.hpp"
 #include "monitor/monitoring.h"
 #include "rapidjson/document.h"
-#include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 

@@ -19,6 +19,7 @@
 #include "api/http/admin_auth.h"
 #include "api/http/content_coding.h"
 #include "api/http/http_message.h"
+#include "api/http/json_body.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -45,44 +46,6 @@ constexpr char kDefaultAuthor[] = "http";
 
 absl::string_view Target(const Request& request) {
   return {request.target().data(), request.target().size()};
-}
-
-absl::string_view HeaderValue(const Request& request, absl::string_view name) {
-  auto it = request.find(boost::beast::string_view(name.data(), name.size()));
-  if (it == request.end()) return {};
-  return {it->value().data(), it->value().size()};
-}
-
-// The body as one JSON object (inflated when gzip/deflate); an empty body is an empty object, as
-// the bodies of rollback and alias removal are optional. `holder` keeps an inflated body alive.
-absl::Status ParseBody(const Request& request, size_t max_bytes, rj::Document* doc,
-                       std::shared_ptr<BodyBytes>* holder) {
-  absl::string_view body = request.body() ? request.body()->view() : absl::string_view();
-  absl::StatusOr<ContentCoding> coding =
-      ParseContentCoding(HeaderValue(request, "Content-Encoding"));
-  if (!coding.ok()) return coding.status();
-  if (*coding != ContentCoding::kIdentity && !body.empty()) {
-    absl::StatusOr<std::shared_ptr<BodyBytes>> inflated = Inflate(body, *coding, max_bytes, 0);
-    if (!inflated.ok()) return inflated.status();
-    *holder = std::move(*inflated);
-    body = (*holder)->view();
-  }
-  if (body.size() > max_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the request body has ", body.size(), " bytes; the limit is ", max_bytes));
-  }
-  if (absl::StripAsciiWhitespace(body).empty()) {
-    doc->SetObject();
-    return absl::OkStatus();
-  }
-  doc->Parse<rj::kParseFullPrecisionFlag | rj::kParseIterativeFlag>(body.data(), body.size());
-  if (doc->HasParseError()) {
-    return absl::InvalidArgumentError(absl::StrCat("the request body is not valid JSON at byte ",
-                                                   doc->GetErrorOffset(), ": ",
-                                                   rj::GetParseError_En(doc->GetParseError())));
-  }
-  if (!doc->IsObject()) return absl::InvalidArgumentError("the request body must be a JSON object");
-  return absl::OkStatus();
 }
 
 // Registry errors as HTTP statuses: a state that forbids the change (rollback without history,
@@ -208,7 +171,8 @@ class RegistryHandler : public Handler {
     }
     rj::Document doc;
     std::shared_ptr<BodyBytes> holder;
-    absl::Status parsed = ParseBody(request, options_.max_request_bytes, &doc, &holder);
+    absl::Status parsed = ParseJsonObjectBody(request, options_.max_request_bytes, &doc, &holder,
+                                              EmptyBody::kEmptyObject);
     if (!parsed.ok()) return RegistryErrorReply(parsed);
     if (s[4] == "versions") return RegisterVersion(registry, model, s[5], doc);
     absl::StatusOr<AliasChange> change = Change(registry, model, s, request.method(), doc);
