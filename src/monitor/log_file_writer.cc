@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "monitor/log_files.h"
@@ -33,8 +34,9 @@ bool WriteFully(int fd, const char* data, size_t size) {
 
 }  // namespace
 
-LogFileWriter::LogFileWriter(const PredictionLogOptions& options, std::atomic<int64_t>* pending)
-    : options_(options), pending_(pending), cctx_(ZSTD_createCCtx()) {
+LogFileWriter::LogFileWriter(const PredictionLogOptions& options, std::atomic<int64_t>* pending,
+                             std::string name)
+    : options_(options), pending_(pending), name_(std::move(name)), cctx_(ZSTD_createCCtx()) {
   ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, options_.zstd_level);
   // The reader then tells a damaged frame from a good one.
   ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
@@ -67,6 +69,30 @@ LogFileWriter::Stream& LogFileWriter::StreamFor(const PredictionRecord& record) 
 void LogFileWriter::Add(const PredictionRecord& record) {
   Stream& s = StreamFor(record);
   AppendRecordJson(record, options_.data_format, &s.buffer);
+  Buffered(s);
+}
+
+void LogFileWriter::AddLine(absl::string_view line) {
+  // The key no prediction stream has: Submit refuses records without a model.
+  if (last_ == nullptr || !last_->model.empty() || last_->version != -1) {
+    auto [it, inserted] = streams_.try_emplace(std::make_pair(std::string(), int64_t{-1}));
+    if (inserted) {
+      it->second = std::make_unique<Stream>();
+      it->second->version = -1;
+      it->second->dir = options_.dir;
+    }
+    last_ = it->second.get();
+  }
+  last_->buffer.append(line.data(), line.size());
+  Buffered(*last_);
+}
+
+std::string LogFileWriter::Describe(const Stream& s) const {
+  if (s.model.empty()) return absl::StrCat(s.records, " records");
+  return absl::StrCat(s.records, " records of model '", s.model, "' version ", s.version);
+}
+
+void LogFileWriter::Buffered(Stream& s) {
   ++s.records;
   ++buffered_records_;
   if (s.buffer.size() >= options_.frame_bytes) WriteFrame(s);
@@ -82,8 +108,7 @@ void LogFileWriter::WriteFrame(Stream& s) {
   const size_t size =
       ZSTD_compress2(cctx_, frame_.data(), frame_.size(), s.buffer.data(), s.buffer.size());
   if (ZSTD_isError(size)) {
-    Fail(s, absl::StrCat("compressing ", s.records, " records of model '", s.model, "' version ",
-                         s.version, ": ", ZSTD_getErrorName(size)));
+    Fail(s, absl::StrCat("compressing ", Describe(s), ": ", ZSTD_getErrorName(size)));
     return;
   }
   // A file holds at least one frame, however large.
@@ -138,9 +163,9 @@ void LogFileWriter::Fail(Stream& s, const std::string& error) {
     return;
   }
   std::fprintf(stderr,
-               "flywheel: prediction log: %s (%lld write errors, %lld records lost so far; "
+               "flywheel: %s: %s (%lld write errors, %lld records lost so far; "
                "%lld errors not shown)\n",
-               error.c_str(), static_cast<long long>(errors),
+               name_.c_str(), error.c_str(), static_cast<long long>(errors),
                static_cast<long long>(failed.load(std::memory_order_relaxed)),
                static_cast<long long>(unreported_errors_));
   last_report_ = now;

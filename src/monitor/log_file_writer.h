@@ -1,6 +1,7 @@
-// The prediction log's writer-thread half (internal to monitor/): JSON lines buffered per model
-// version, compressed into whole zstd frames and appended to that version's current file, with
-// rotation by size and age. Single-threaded; only the counters are read from other threads.
+// The writer-thread half of the prediction log and the label log (internal to monitor/): JSON
+// lines buffered per stream (a model version's folder, or the label log's one folder), compressed
+// into whole zstd frames and appended to the stream's current file, with rotation by size and
+// age. Single-threaded; only the counters are read from other threads.
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "monitor/log_record.h"
 #include "monitor/prediction_log.h"
@@ -21,8 +23,9 @@ namespace flywheel::monitor {
 class LogFileWriter {
  public:
   // `pending` is the log's count of accepted, unwritten records: decremented here as records
-  // are written or lost.
-  LogFileWriter(const PredictionLogOptions& options, std::atomic<int64_t>* pending);
+  // are written or lost. `name` starts error reports ("label log").
+  LogFileWriter(const PredictionLogOptions& options, std::atomic<int64_t>* pending,
+                std::string name = "prediction log");
   ~LogFileWriter();  // CloseAll()
   LogFileWriter(const LogFileWriter&) = delete;
   LogFileWriter& operator=(const LogFileWriter&) = delete;
@@ -30,6 +33,9 @@ class LogFileWriter {
   // Serializes `record` into its stream's buffer; writes the buffer as a frame once it holds
   // frame_bytes.
   void Add(const PredictionRecord& record);
+  // Appends one JSON line ('\n' included) to the stream whose files go straight into
+  // options.dir (the label log's layout); frames as Add does.
+  void AddLine(absl::string_view line);
   // Writes every stream's buffer as a frame.
   void WriteAll();
   // Finishes files started max_file_age before `now`, and forgets idle streams.
@@ -59,6 +65,8 @@ class LogFileWriter {
   };
 
   Stream& StreamFor(const PredictionRecord& record);
+  void Buffered(Stream& s);
+  std::string Describe(const Stream& s) const;
   void WriteFrame(Stream& s);
   bool OpenFile(Stream& s, std::string* error);
   void FinishFile(Stream& s, bool sync);
@@ -69,6 +77,7 @@ class LogFileWriter {
 
   const PredictionLogOptions& options_;
   std::atomic<int64_t>* const pending_;
+  const std::string name_;
   ZSTD_CCtx_s* cctx_ = nullptr;
   std::string frame_;
   absl::flat_hash_map<std::pair<std::string, int64_t>, std::unique_ptr<Stream>> streams_;

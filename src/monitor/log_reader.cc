@@ -243,6 +243,38 @@ absl::StatusOr<std::unique_ptr<LogReader>> LogReader::Open(LogReaderOptions opti
     std::sort(out.begin(), out.end());
     return out;
   };
+  // The log files of one stream folder, less those whose successor started before `since`
+  // (they hold only older records).
+  auto stream_files = [&](const fs::path& dir) -> absl::StatusOr<std::vector<std::string>> {
+    auto files = sorted_entries(dir);
+    if (!files.ok()) return files.status();
+    std::vector<std::string> paths;
+    std::vector<absl::Time> starts;
+    for (const fs::path& file : *files) {
+      const std::optional<LogFileInfo> info = ParseLogFileName(file.filename().string());
+      if (!info.has_value()) {
+        ++reader->stats_.ignored_files;
+        continue;
+      }
+      paths.push_back(file.string());
+      starts.push_back(info->start);
+    }
+    std::vector<std::string> kept;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (i + 1 < paths.size() && starts[i + 1] + kClockSlack < opt.since) continue;
+      kept.push_back(std::move(paths[i]));
+    }
+    return kept;
+  };
+  if (opt.flat) {
+    auto files = stream_files(opt.dir);
+    if (!files.ok()) return files.status();
+    if (!files->empty()) {
+      reader->streams_.push_back(
+          std::make_unique<Stream>(std::string(), 0, std::move(*files), reader.get()));
+    }
+    return reader;
+  }
   auto model_dirs = sorted_entries(opt.dir);
   if (!model_dirs.ok()) return model_dirs.status();
   for (const fs::path& model_dir : *model_dirs) {
@@ -259,25 +291,9 @@ absl::StatusOr<std::unique_ptr<LogReader>> LogReader::Open(LogReaderOptions opti
         continue;
       }
       if (opt.version.has_value() && *opt.version != version) continue;
-      auto files = sorted_entries(version_dir);
-      if (!files.ok()) return files.status();
-      std::vector<std::string> paths;
-      std::vector<absl::Time> starts;
-      for (const fs::path& file : *files) {
-        const std::optional<LogFileInfo> info = ParseLogFileName(file.filename().string());
-        if (!info.has_value()) {
-          ++reader->stats_.ignored_files;
-          continue;
-        }
-        paths.push_back(file.string());
-        starts.push_back(info->start);
-      }
-      // A file whose successor started before `since` holds only older records.
-      std::vector<std::string> kept;
-      for (size_t i = 0; i < paths.size(); ++i) {
-        if (i + 1 < paths.size() && starts[i + 1] + kClockSlack < opt.since) continue;
-        kept.push_back(std::move(paths[i]));
-      }
+      auto kept_files = stream_files(version_dir);
+      if (!kept_files.ok()) return kept_files.status();
+      std::vector<std::string> kept = std::move(*kept_files);
       if (kept.empty()) continue;
       reader->streams_.push_back(
           std::make_unique<Stream>(*model, version, std::move(kept), reader.get()));

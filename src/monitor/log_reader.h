@@ -23,6 +23,9 @@ struct LogReaderOptions {
   std::optional<int64_t> version;             // every version when unset
   absl::Time since = absl::InfinitePast();    // inclusive
   absl::Time until = absl::InfiniteFuture();  // exclusive
+  // The label log's layout (label_log.h): `dir`'s own log files are one stream, read as model ""
+  // version 0; model and version filters do not apply.
+  bool flat = false;
 };
 
 struct LogEntry {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +61,8 @@ struct MonitoringState {
   LabelJoiner joiner;
   // Set by Create, closed by ~Monitoring; Submit after Close drops (and counts) the record.
   std::unique_ptr<PredictionLog> log;
+  // Set by Create when the log is on, closed by ~Monitoring.
+  std::unique_ptr<LabelLog> label_log;
   mutable absl::Mutex mu;
   std::map<std::pair<std::string, std::string>, const VersionMonitor*> versions ABSL_GUARDED_BY(mu);
 };
@@ -149,6 +152,12 @@ absl::StatusOr<std::unique_ptr<Monitoring>> Monitoring::Create(MonitoringOptions
     absl::StatusOr<std::unique_ptr<PredictionLog>> log = PredictionLog::Create(log_options);
     if (!log.ok()) return log.status();
     monitoring->state_->log = std::move(*log);
+    LabelLogOptions label_options = monitoring->options_.label_log_options;
+    label_options.dir =
+        (std::filesystem::path(monitoring->options_.log_dir) / kLabelLogDirName).string();
+    absl::StatusOr<std::unique_ptr<LabelLog>> label_log = LabelLog::Create(label_options);
+    if (!label_log.ok()) return label_log.status();
+    monitoring->state_->label_log = std::move(*label_log);
   }
   return monitoring;
 }
@@ -156,6 +165,7 @@ absl::StatusOr<std::unique_ptr<Monitoring>> Monitoring::Create(MonitoringOptions
 Monitoring::~Monitoring() {
   if (registry_ != nullptr && collector_id_ >= 0) registry_->RemoveCollector(collector_id_);
   if (state_->log != nullptr) state_->log->Close();
+  if (state_->label_log != nullptr) state_->label_log->Close();
 }
 
 absl::StatusOr<VersionSettings> Monitoring::SettingsFor(const VersionInfo& info) const {
@@ -308,6 +318,18 @@ absl::StatusOr<std::vector<VersionQuality>> Monitoring::Quality(absl::string_vie
 void Monitoring::Collect(SampleWriter& writer) const {
   state_->drift_registry.Collect(writer);
   state_->joiner.Collect(writer);
+  if (const LabelLog* labels = state_->label_log.get()) {
+    const LabelLogStats s = labels->Stats();
+    for (auto [outcome, value] : {std::pair{"written", s.written}, std::pair{"dropped", s.dropped},
+                                  std::pair{"failed", s.failed}}) {
+      writer.Add("flywheel_label_log_records_total",
+                 "Posted labels by what became of them in the label log: written (in frames the "
+                 "OS accepted), dropped (queue full) or failed (lost to a write error)",
+                 "counter", {{"outcome", outcome}}, static_cast<double>(value));
+    }
+    writer.Add("flywheel_label_log_queued", "Labels accepted and not yet written to the label log",
+               "gauge", {}, static_cast<double>(s.queued));
+  }
   const PredictionLog* log = state_->log.get();
   if (log == nullptr) return;
   const PredictionLogStats s = log->Stats();
@@ -334,7 +356,28 @@ void Monitoring::Collect(SampleWriter& writer) const {
              static_cast<double>(log->options().queue_capacity));
 }
 
+LabelOutcome Monitoring::AddLabel(absl::string_view request_id, int64_t row, double label,
+                                  absl::Time now) {
+  const QualityWindow* window = nullptr;
+  const LabelOutcome outcome = state_->joiner.AddLabel(request_id, row, label, now, &window);
+  if (state_->label_log != nullptr) {
+    LabelRecord record;
+    record.request_id = std::string(request_id);
+    record.row = row;
+    record.label = label;
+    record.time = now;
+    if (window != nullptr) {
+      record.model = window->model();
+      record.version = window->version();
+    }
+    // False: the queue is full; the label log counts the drop.
+    (void)state_->label_log->Submit(std::move(record));
+  }
+  return outcome;
+}
+
 LabelJoiner& Monitoring::labels() { return state_->joiner; }
+LabelLog* Monitoring::label_log() { return state_->label_log.get(); }
 DriftRegistry& Monitoring::drift_registry() { return state_->drift_registry; }
 PredictionLog* Monitoring::prediction_log() { return state_->log.get(); }
 

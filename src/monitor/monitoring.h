@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "monitor/drift.h"
+#include "monitor/label_log.h"
 #include "monitor/log_record.h"
 #include "monitor/log_sampler.h"
 #include "monitor/metrics.h"
@@ -46,6 +47,7 @@ inline constexpr char kParamLabelTask[] = "label_task";
 
 struct MonitoringOptions {
   // The prediction log's folder; empty turns the log off (and every model's sampling with it).
+  // Posted labels are logged in its .labels folder (label_log.h) whenever it is set.
   std::string log_dir;
   // The share of requests logged, for models that do not set log_sample_rate.
   double log_sample_rate = 1.0;
@@ -58,6 +60,8 @@ struct MonitoringOptions {
   QualityOptions quality;
   // Everything but `dir`, which is log_dir.
   PredictionLogOptions log_options;
+  // Everything but `dir`, which is <log_dir>/.labels.
+  LabelLogOptions label_log_options;
 };
 
 // The settings one model version runs with, after the overrides; reported by the endpoints.
@@ -166,10 +170,16 @@ class Monitoring {
   absl::StatusOr<std::vector<VersionDrift>> Drift(absl::string_view model) const;
   absl::StatusOr<std::vector<VersionQuality>> Quality(absl::string_view model) const;
 
+  // A posted label: joined with its prediction (quality metrics) and, when the log is on,
+  // written to the label log with the model and version the join found. Thread-safe.
+  LabelOutcome AddLabel(absl::string_view request_id, int64_t row, double label,
+                        absl::Time now = absl::Now());
+
   LabelJoiner& labels();
   DriftRegistry& drift_registry();
   // Null when the log is off.
   PredictionLog* prediction_log();
+  LabelLog* label_log();
   const MonitoringOptions& options() const { return options_; }
 
   // Drift, quality, label and prediction-log metrics into `writer` (a scrape-time collector).
@@ -182,7 +192,7 @@ class Monitoring {
   absl::StatusOr<VersionSettings> SettingsFor(const VersionInfo& info) const;
 
   const MonitoringOptions options_;
-  // The drift registry, label joiner, prediction log and the live version monitors.
+  // The drift registry, label joiner, prediction and label logs and the live version monitors.
   std::shared_ptr<MonitoringState> state_;
   Registry* registry_ = nullptr;
   int collector_id_ = -1;

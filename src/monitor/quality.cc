@@ -169,7 +169,8 @@ absl::Status LabelJoiner::RecordOutput(QualityWindow* window, absl::string_view 
 }
 
 LabelOutcome LabelJoiner::AddLabel(absl::string_view request_id, int64_t row, double label,
-                                   absl::Time now) {
+                                   absl::Time now, const QualityWindow** window) {
+  if (window != nullptr) *window = nullptr;
   const uint64_t key = KeyOf(request_id, row);
   const size_t cap = static_cast<size_t>(options_.max_pending / options_.shards);
   Shard& shard = ShardOf(key);
@@ -177,6 +178,7 @@ LabelOutcome LabelJoiner::AddLabel(absl::string_view request_id, int64_t row, do
   shard.Evict(absl::ToUnixNanos(now), absl::ToInt64Nanoseconds(options_.horizon), cap);
   auto it = shard.pending.find(key);
   if (it != shard.pending.end()) {
+    if (window != nullptr) *window = it->second.window;
     if (!it->second.window->Add(it->second.prediction, label)) {
       ++shard.invalid;
       return LabelOutcome::kInvalid;

@@ -142,8 +142,10 @@ class LabelJoiner {
                             const Tensor& output, bool single_row = false,
                             absl::Time now = absl::Now());
 
+  // `window`, when given, is set to the labelled prediction's window when the join found it
+  // (joined, invalid), else to null.
   LabelOutcome AddLabel(absl::string_view request_id, int64_t row, double label,
-                        absl::Time now = absl::Now());
+                        absl::Time now = absl::Now(), const QualityWindow** window = nullptr);
 
   LabelCounts Counts(absl::Time now = absl::Now()) const;
   // Every window's report, ordered by model and version.

@@ -283,9 +283,9 @@ class MonitorHandler : public Handler {
 
     int64_t counts[5] = {0, 0, 0, 0, 0};
     const absl::Time now = absl::Now();
-    monitor::LabelJoiner& joiner = monitoring_->labels();
     for (const Label& label : parsed_labels) {
-      ++counts[static_cast<int>(joiner.AddLabel(label.id, label.row, label.value, now))];
+      // Joins, and writes the label log when the server has one.
+      ++counts[static_cast<int>(monitoring_->AddLabel(label.id, label.row, label.value, now))];
     }
     rj::StringBuffer sb;
     Writer w(sb);
