@@ -121,6 +121,14 @@ void Server::Infer(std::unique_ptr<InferRequest> request, InferCallback done) {
   // Count the request in flight until its callback runs, so that Drain can wait for it.
   impl_->in_flight.fetch_add(1, std::memory_order_acq_rel);
   Impl* impl = impl_.get();
+  // Only requests that name no version are routed; a model without a split costs nothing more
+  // here while no model has one, and one table lookup otherwise.
+  if (request->model_version.empty() && impl->router.active()) {
+    if (std::optional<RouteDecision> route = impl->router.Choose(*request)) {
+      impl->InferRouted(std::move(request), std::move(*route), std::move(done));
+      return;
+    }
+  }
   InferCallback finish = [impl, done = std::move(done)](absl::StatusOr<InferResponse> r) {
     done(std::move(r));
     impl->RequestFinished();
@@ -238,6 +246,20 @@ absl::StatusOr<std::vector<ModelStatistics>> Server::Statistics(const std::strin
   FW_ASSIGN_OR_RETURN(const ModelVersion* mv, impl_->FindVersion(name, version));
   out.push_back(Collect(*mv));
   return out;
+}
+
+absl::Status Server::SetTrafficSplit(const TrafficSplit& split) { return impl_->router.Set(split); }
+
+absl::Status Server::ClearTrafficSplit(const std::string& model) {
+  return impl_->router.Clear(model);
+}
+
+std::optional<TrafficSplit> Server::GetTrafficSplit(const std::string& model) const {
+  return impl_->router.Get(model);
+}
+
+std::vector<RouteFigures> Server::RouteStatistics(const std::string& model) const {
+  return impl_->router.Figures(model);
 }
 
 bool Server::Drain(int64_t timeout_ms) { return impl_->Drain(timeout_ms); }

@@ -14,6 +14,7 @@
 #include "serving/backend.h"
 #include "serving/feature_source.h"
 #include "serving/infer.h"
+#include "serving/router.h"
 
 namespace inference {
 class ModelConfig;
@@ -139,6 +140,17 @@ class Server {
   // name "" means every model; version "" every loaded version.
   absl::StatusOr<std::vector<ModelStatistics>> Statistics(const std::string& name,
                                                           const std::string& version) const;
+
+  // Traffic routing of requests that name no version (canary, A-B, shadow; serving/router.h).
+  // Replaces the model's split after ValidateTrafficSplit; the counters of versions that stay in
+  // the split (and of an unchanged shadow version) carry on. The versions need not be loaded: a
+  // request routed to one that is not ready fails and counts as a failure of its arm.
+  absl::Status SetTrafficSplit(const TrafficSplit& split);
+  // Back to the default (the highest ready version); NotFound when the model has no split.
+  absl::Status ClearTrafficSplit(const std::string& model);
+  std::optional<TrafficSplit> GetTrafficSplit(const std::string& model) const;
+  // Per-arm and shadow figures since each split was set; model "" means every model with a split.
+  std::vector<RouteFigures> RouteStatistics(const std::string& model) const;
 
   // SIGTERM: refuse new requests (UNAVAILABLE), then wait up to `timeout_ms` for the ones in
   // flight. Returns true when everything in flight finished.

@@ -20,6 +20,7 @@
 #include "serving/ensemble.h"
 #include "serving/model_version.h"
 #include "serving/repository.h"
+#include "serving/router_impl.h"
 #include "serving/server.h"
 
 namespace flywheel::serving {
@@ -58,6 +59,9 @@ struct Server::Impl : public StepModels {
   // Finds, validates and schedules a request (Server::Infer, and every ensemble step). An
   // ensemble runs outside the lock, since its steps come back here.
   void RouteStep(std::unique_ptr<InferRequest> request, InferCallback done) override;
+  // Server::Infer's path for a request the router chose an arm for: sends it to the arm's
+  // version, records its outcome for the arm, and sends the shadow copy when chosen.
+  void InferRouted(std::unique_ptr<InferRequest> request, RouteDecision route, InferCallback done);
   absl::StatusOr<StepModelInfo> DescribeStep(const std::string& model,
                                              int64_t version) const override;
   // Whether every step model of an ensemble version serves now (nested ensembles included);
@@ -94,6 +98,9 @@ struct Server::Impl : public StepModels {
   std::atomic<int64_t> in_flight{0};
   std::mutex idle_mu;
   std::condition_variable idle_cv;
+
+  // Traffic splits; consulted by Server::Infer only, never by ensemble steps.
+  Router router;
 
   mutable absl::Mutex mu;
   std::map<std::string, ModelEntry> models ABSL_GUARDED_BY(mu);
