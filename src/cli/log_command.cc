@@ -1,11 +1,13 @@
-// `flywheel log cat|export`: reads the prediction log that `flywheel serve` writes (see
-// monitor/prediction_log.h) back, filtered by model, version and time, as JSON Lines or CSV.
+// `flywheel log cat|export|training-set`: reads the prediction log that `flywheel serve` writes
+// (see monitor/prediction_log.h) back, filtered by model, version and time, as JSON Lines or CSV,
+// or joined with the label log as a training and a holdout CSV (monitor/training_set.h).
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +15,7 @@
 #include "cli/commands.h"
 #include "monitor/log_export.h"
 #include "monitor/log_reader.h"
+#include "monitor/training_set.h"
 
 namespace flywheel::cli {
 namespace {
@@ -131,6 +134,70 @@ int RunExport(const LogOptions& opt) {
   return 0;
 }
 
+struct TrainingSetCliOptions {
+  std::string dir;
+  std::string model;
+  std::vector<int64_t> versions;
+  std::string since;
+  std::string until;
+  double holdout = 0.2;
+  std::string train;
+  std::string holdout_out;
+};
+
+int RunTrainingSet(const TrainingSetCliOptions& opt) {
+  monitor::TrainingSetOptions options;
+  options.log_dir = opt.dir;
+  options.model = opt.model;
+  options.versions = opt.versions;
+  const absl::Time now = absl::Now();
+  if (!opt.since.empty()) {
+    auto t = monitor::ParseTimeArg(opt.since, now);
+    if (!t.ok()) {
+      return Fail("training-set",
+                  absl::InvalidArgumentError(absl::StrCat("--since: ", t.status().message())));
+    }
+    options.since = *t;
+  }
+  if (!opt.until.empty()) {
+    auto t = monitor::ParseTimeArg(opt.until, now);
+    if (!t.ok()) {
+      return Fail("training-set",
+                  absl::InvalidArgumentError(absl::StrCat("--until: ", t.status().message())));
+    }
+    options.until = *t;
+  }
+  if (options.since >= options.until) {
+    return Fail("training-set", absl::InvalidArgumentError("--since must be earlier than --until"));
+  }
+  options.holdout_fraction = opt.holdout;
+  options.train_path = opt.train;
+  options.holdout_path = opt.holdout_out;
+  if (opt.holdout > 0 && opt.holdout_out.empty()) {
+    return Fail("training-set", absl::InvalidArgumentError(absl::StrCat(
+                                    "--holdout ", opt.holdout,
+                                    " needs --holdout-out FILE (or --holdout 0 for no holdout)")));
+  }
+  auto stats = monitor::BuildTrainingSet(options);
+  if (!stats.ok()) return Fail("training-set", stats.status());
+  // The figures on stdout, one "key value" a line, for scripts; nothing else goes there.
+  std::printf(
+      "train_rows %lld\nholdout_rows %lld\npredictions %lld\nlabels %lld\nunlabelled_rows "
+      "%lld\nbad_lines %lld\nfeature_columns %zu\n",
+      static_cast<long long>(stats->train_rows), static_cast<long long>(stats->holdout_rows),
+      static_cast<long long>(stats->predictions), static_cast<long long>(stats->labels),
+      static_cast<long long>(stats->unlabelled_rows), static_cast<long long>(stats->bad_lines),
+      stats->feature_columns.size());
+  if (stats->train_rows + stats->holdout_rows == 0) {
+    std::fprintf(stderr,
+                 "flywheel log training-set: warning: no labelled rows (%lld predictions of "
+                 "model '%s' read, %lld labels)\n",
+                 static_cast<long long>(stats->predictions), opt.model.c_str(),
+                 static_cast<long long>(stats->labels));
+  }
+  return 0;
+}
+
 void AddFilters(CLI::App* sub, LogOptions* opt) {
   sub->add_option("--log-dir", opt->dir, "the prediction log folder (the server's log dir)")
       ->required();
@@ -147,7 +214,8 @@ void AddFilters(CLI::App* sub, LogOptions* opt) {
 Command AddLogCommand(CLI::App& app) {
   auto cat_opt = std::make_shared<LogOptions>();
   auto export_opt = std::make_shared<LogOptions>();
-  CLI::App* log = app.add_subcommand("log", "Read the prediction log back (cat, export)");
+  CLI::App* log = app.add_subcommand(
+      "log", "Read the prediction log back (cat, export) or make training sets from it");
   log->require_subcommand(1);
   log->footer(
       "The server writes sampled requests to <log dir>/<model>/<version>/*.jsonl.zst (zstd, "
@@ -174,9 +242,34 @@ Command AddLogCommand(CLI::App& app) {
       "Example: flywheel log export --log-dir logs --model rank --version 2 --since "
       "2024-05-01T00:00:00Z --format csv --out rank.csv");
 
-  return {log, [cat, exp, cat_opt, export_opt]() {
+  auto ts_opt = std::make_shared<TrainingSetCliOptions>();
+  CLI::App* ts = log->add_subcommand(
+      "training-set", "Join logged inputs with posted labels into a training and a holdout CSV");
+  ts->add_option("--log-dir", ts_opt->dir, "the prediction log folder (the server's log dir)")
+      ->required();
+  ts->add_option("--model", ts_opt->model, "the model")->required();
+  ts->add_option("--version", ts_opt->versions, "only this model version (repeatable)");
+  ts->add_option("--since", ts_opt->since,
+                 "only predictions at or after T (same forms as for cat and export)");
+  ts->add_option("--until", ts_opt->until, "only predictions before T");
+  ts->add_option("--holdout", ts_opt->holdout,
+                 "the share of labelled rows for the holdout, in [0, 1), chosen by a stable hash "
+                 "of (request id, row)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  ts->add_option("--train", ts_opt->train, "the training CSV written")->required();
+  ts->add_option("--holdout-out", ts_opt->holdout_out,
+                 "the holdout CSV written (required unless --holdout 0)");
+  ts->footer(
+      "Columns: id,row,time,version,label, then <input>:<j> for each element j of a row's "
+      "input.\nLabels come from <log dir>/.labels (every label posted to /v1/monitor/labels); "
+      "the figures go to stdout.\nExample: flywheel log training-set --log-dir logs --model rank "
+      "--since -7d --holdout 0.2 --train train.csv --holdout-out holdout.csv");
+
+  return {log, [cat, exp, ts, cat_opt, export_opt, ts_opt]() {
             if (cat->parsed()) return RunCat(*cat_opt);
             if (exp->parsed()) return RunExport(*export_opt);
+            if (ts->parsed()) return RunTrainingSet(*ts_opt);
             return 2;
           }};
 }
