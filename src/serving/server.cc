@@ -217,6 +217,10 @@ absl::Status Server::LoadModel(const std::string& name,
   return impl_->LoadByName(name, config_json);
 }
 
+absl::Status Server::ReloadModel(const std::string& name) {
+  return impl_->LoadByName(name, std::nullopt);
+}
+
 absl::Status Server::UnloadModel(const std::string& name) {
   if (impl_->options.control_mode != ModelControlMode::kExplicit) {
     return absl::FailedPreconditionError(

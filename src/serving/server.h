@@ -136,6 +136,10 @@ class Server {
   // the load; the previous version keeps serving until the new one is ready.
   absl::Status LoadModel(const std::string& name, const std::optional<std::string>& config_json);
   absl::Status UnloadModel(const std::string& name);
+  // Rescans the repository for `name` and loads the versions its policy selects, whatever the
+  // control mode: for the retraining loop, which adds a candidate version and takes a rejected
+  // one away. Like LoadModel, the versions that stay keep serving throughout.
+  absl::Status ReloadModel(const std::string& name);
 
   // name "" means every model; version "" every loaded version.
   absl::StatusOr<std::vector<ModelStatistics>> Statistics(const std::string& name,
