@@ -11,11 +11,14 @@
     computes from the responses, and unknown ids are counted;
   * `flywheel log cat` returns exactly the requests the per-model sampling rate (a config.pbtxt
     parameter) keeps, with their inputs and outputs;
-  * after `kill -9`, the log files read back with at least (accepted - queue capacity) records.
+  * after `kill -9`, the log files read back with at least (accepted - queue capacity) records;
+  * every posted label lands in the label log, and `flywheel log training-set` joins them with
+    the logged requests into exactly the expected rows, split by the documented holdout hash.
 
 Fixed seeds throughout. Usage (from the repository root):
     /usr/bin/python3 tests/e2e/monitoring_test.py PATH/TO/flywheel [unittest args]
 """
+import csv
 import http.client
 import json
 import os
@@ -122,6 +125,22 @@ def sampled(request_id, rate):
         return True
     threshold = int(rate * 2.0 ** 64)
     return sampler_hash(request_id) < threshold
+
+
+def in_holdout(request_id, row, fraction):
+    """monitor::InHoldout: FNV-1a 64 over the id and the row's 8 little-endian bytes, SplitMix64's
+    finalizer, the top 53 bits as a fraction."""
+    mask = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for b in request_id.encode() + row.to_bytes(8, "little", signed=True):
+        h ^= b
+        h = (h * 0x100000001b3) & mask
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & mask
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & mask
+    h ^= h >> 31
+    return (h >> 11) / 2.0 ** 53 < fraction
 
 
 # --- Prometheus ------------------------------------------------------------------------------
@@ -479,6 +498,65 @@ class Monitoring(unittest.TestCase):
         self.assertEqual(len(ids), len(set(ids)))
         self.assertTrue(set(ids) <= {f"k-{i}" for i in range(len(bodies))})
         self.assertGreaterEqual(len(ids), accepted - capacity, p.stderr)
+
+    def test_5_training_set_from_the_label_log(self):
+        """test_2's labels, from the label log, joined with the logged requests."""
+        self.assertTrue(self.sent, "test_1 sends the requests")
+        expected = {}  # (id, row) -> (label, features)
+        posted = 7 + 10  # test_2's unknown ids and its duplicates are logged too
+        for k, request_id in enumerate(sorted(self.sent)[:150]):
+            x, _ = self.sent[request_id]
+            rows = range(ROWS) if k < 100 else [3]
+            for row in rows:
+                posted += 1
+                if sampled(request_id, SAMPLE_RATE):
+                    expected[(request_id, row)] = (float(np.round(x[row, :4].sum() * 0.25, 3)),
+                                                   x[row])
+        deadline = time.time() + DEADLINE_S
+        while time.time() < deadline:
+            text = metrics_text(self.server)
+            written = metric_values(text, "flywheel_label_log_records_total", outcome="written")
+            if written and written[0] >= posted:
+                break
+            time.sleep(0.2)
+        self.assertEqual(written, [posted])
+        self.assertEqual(
+            metric_values(text, "flywheel_label_log_records_total", outcome="dropped"), [0])
+        self.assertTrue(os.path.isdir(os.path.join(self.log_dir, ".labels")))
+
+        train = os.path.join(self.tmp, "train.csv")
+        holdout = os.path.join(self.tmp, "holdout.csv")
+        p = subprocess.run([FLYWHEEL, "log", "training-set", "--log-dir", self.log_dir,
+                            "--model", MODEL, "--version", "1", "--holdout", "0.25",
+                            "--train", train, "--holdout-out", holdout],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        stats = {k: int(v) for k, v in (line.split() for line in p.stdout.splitlines())}
+        logged = sum(1 for i in self.sent if sampled(i, SAMPLE_RATE))
+        self.assertEqual(stats["predictions"], logged)
+        self.assertEqual(stats["labels"], posted)
+        self.assertEqual(stats["unlabelled_rows"], logged * ROWS - len(expected))
+        self.assertEqual(stats["feature_columns"], FEATURES)
+        self.assertEqual(stats["bad_lines"], 0)
+        self.assertEqual(stats["train_rows"] + stats["holdout_rows"], len(expected))
+        seen = set()
+        for path, is_holdout in ((train, False), (holdout, True)):
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            self.assertEqual(rows[0][:5], ["id", "row", "time", "version", "label"])
+            self.assertEqual(rows[0][5:], [f"features:{j}" for j in range(FEATURES)])
+            self.assertEqual(len(rows) - 1, stats["holdout_rows" if is_holdout else "train_rows"])
+            for r in rows[1:]:
+                key = (r[0], int(r[1]))
+                self.assertIn(key, expected)
+                self.assertNotIn(key, seen)
+                seen.add(key)
+                self.assertEqual(in_holdout(r[0], int(r[1]), 0.25), is_holdout, key)
+                self.assertEqual(r[3], "1")
+                label, features = expected[key]
+                self.assertEqual(float(r[4]), label)
+                np.testing.assert_array_equal(np.array(r[5:], dtype=np.float32), features)
+        self.assertEqual(len(seen), len(expected))
 
 
 def main():
