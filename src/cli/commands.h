@@ -21,6 +21,7 @@ Command AddLogCommand(CLI::App& app);
 Command AddModelsCommand(CLI::App& app);
 Command AddMonitorCommand(CLI::App& app);
 Command AddFeaturesCommand(CLI::App& app);
+Command AddRolloutCommand(CLI::App& app);
 Command AddLoopCommand(CLI::App& app);
 
 }  // namespace flywheel::cli

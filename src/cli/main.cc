@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       flywheel::cli::AddServeCommand(app),    flywheel::cli::AddLogCommand(app),
       flywheel::cli::AddModelsCommand(app),   flywheel::cli::AddMonitorCommand(app),
       flywheel::cli::AddFeaturesCommand(app), flywheel::cli::AddLoopCommand(app),
+      flywheel::cli::AddRolloutCommand(app),
   };
 
   try {

@@ -16,10 +16,12 @@
 #include "api/http/http_server.h"
 #include "api/http/monitor_handler.h"
 #include "api/http/registry_handler.h"
+#include "api/http/rollout_handler.h"
 #include "cli/commands.h"
 #include "features/feature_source_adapter.h"
 #include "features/service.h"
 #include "lifecycle/registry.h"
+#include "lifecycle/rollout.h"
 #include "monitor/metrics.h"
 #include "monitor/monitoring.h"
 #include "serving/server.h"
@@ -180,6 +182,28 @@ int RunServe(const ServeOptions& opt) {
   routes.emplace_back("registry",
                       api::MakeRegistryHandler(std::move(registry_views),
                                                {opt.admin_token, opt.max_request_bytes, 1}));
+  // Rollouts: each model's traffic split as its rollout.json says, before any traffic arrives;
+  // a bad file is reported and the other models' rollouts still apply.
+  std::vector<lifecycle::Registry*> rollout_registries;
+  for (const auto& r : registries) rollout_registries.push_back(r.get());
+  auto rollouts = lifecycle::RolloutController::Create(server->get(), rollout_registries,
+                                                       monitoring->get(), &registry);
+  if (!rollouts.ok()) {
+    std::fprintf(stderr, "flywheel serve: rollouts: %s\n",
+                 std::string(rollouts.status().message()).c_str());
+    return 1;
+  }
+  if (absl::Status restored = (*rollouts)->Restore(); !restored.ok()) {
+    std::fprintf(stderr, "flywheel serve: rollouts: %s\n", std::string(restored.message()).c_str());
+  }
+  for (const lifecycle::RolloutStatus& r : (*rollouts)->List()) {
+    std::fprintf(stderr, "rollout %-18s %s %s, version %lld -> %lld\n", r.spec.model.c_str(),
+                 lifecycle::RolloutPolicyName(r.spec.policy), lifecycle::RolloutStateName(r.state),
+                 static_cast<long long>(r.spec.stable), static_cast<long long>(r.spec.candidate));
+  }
+  routes.emplace_back(
+      "rollouts",
+      api::MakeRolloutHandler(rollouts->get(), {opt.admin_token, opt.max_request_bytes, 1}));
   auto http = api::HttpServer::StartInference(http_options, server->get(), routes);
   if (!http.ok()) {
     std::fprintf(stderr, "flywheel serve: HTTP: %s\n",
