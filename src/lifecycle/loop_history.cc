@@ -129,9 +129,10 @@ absl::Status LoopHistory::Append(const LoopEvent& event) {
 
 absl::StatusOr<LoopHistory::ReadResult> LoopHistory::Read() const {
   ReadResult result;
+  struct stat st;
+  if (::stat(path_.c_str(), &st) != 0 && errno == ENOENT) return result;
   std::ifstream in(path_, std::ios::binary);
   if (!in) {
-    if (errno == ENOENT) return result;
     return absl::InternalError(
         absl::StrCat("loop history '", path_, "': cannot read: ", ErrnoText(errno)));
   }

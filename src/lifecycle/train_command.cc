@@ -239,9 +239,17 @@ absl::StatusOr<TrainCommandResult> RunTrainCommand(const TrainCommandOptions& op
   // What the command left running in its group ends with it.
   ::kill(-pid, SIGKILL);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  pid_t reaped;
+  do {
+    reaped = ::waitpid(pid, &status, 0);
+  } while (reaped < 0 && errno == EINTR);
   result.wall = absl::Now() - start;
+  if (reaped != pid) {
+    // Someone else reaped it (a SIGCHLD handler set to SIG_IGN, say): its exit status is lost,
+    // and a guess would pass a failed training off as a good one.
+    return absl::InternalError(absl::StrCat("training command '", exe, "' (pid ", pid,
+                                            "): its exit status was lost: ", ErrnoText(errno)));
+  }
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
