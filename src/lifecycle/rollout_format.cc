@@ -221,9 +221,10 @@ absl::StatusOr<RolloutStatus> DecodeRollout(absl::string_view json, absl::string
                                             rapidjson::GetParseError_En(doc.GetParseError())));
   }
   if (!doc.IsObject()) return ctx.Error("$", "expected an object");
+  const Value& root = doc;
   RolloutStatus status;
   bool has_format = false, has_spec = false, has_state = false;
-  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+  for (auto it = root.MemberBegin(); it != root.MemberEnd(); ++it) {
     const std::string name(it->name.GetString(), it->name.GetStringLength());
     const std::string at = absl::StrCat("$.", name);
     const Value& v = it->value;

@@ -151,8 +151,10 @@ void RolloutController::Impl::Judge(Entry& entry, absl::Time now) {
 
 void RolloutController::Impl::Collect(monitor::SampleWriter& writer) const {
   absl::MutexLock lock(&mu);
-  for (const auto& [model, entry] : rollouts) {
-    const RolloutStatus& s = entry.status;
+  for (const auto& item : rollouts) {
+    // Named, not a structured binding: the lambdas below capture it.
+    const std::string& model = item.first;
+    const RolloutStatus& s = item.second.status;
     for (RolloutState state : {RolloutState::kActive, RolloutState::kPromoted,
                                RolloutState::kRolledBack, RolloutState::kStopped}) {
       writer.Add("flywheel_rollout_state", "1 for the state each model's rollout is in", "gauge",

@@ -18,6 +18,7 @@
 #include "lifecycle/rollout_json.h"
 #include "lifecycle/rollout_window.h"
 #include "monitor/metrics.h"
+#include "monitor/monitoring.h"
 #include "serving/router.h"
 #include "serving/server.h"
 
@@ -429,6 +430,99 @@ TEST_F(RolloutTest, ShadowCopiesAndComparesWithoutServing) {
   ASSERT_EQ(split->arms.size(), 1u);
   EXPECT_EQ(split->arms[0].version, 1);
   EXPECT_EQ(split->shadow_version, 0);
+}
+
+// Live label quality: version 2 of the example tree classifier is labelled wrong on every request
+// it serves, version 1 right, so the candidate's accuracy drops by 1 against the stable version.
+TEST(RolloutQualityTest, QualityDropRollsBack) {
+  const fs::path repo =
+      fs::temp_directory_path() / ("flywheel-rollout-quality-" + std::to_string(::getpid()));
+  fs::remove_all(repo);
+  const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
+  const fs::path example = fs::path(src ? src : ".") / "examples/models/fraud_trees";
+  fs::create_directories(repo / "fraud_trees");
+  // The example's config with both versions loaded, whatever version policy it has.
+  std::stringstream config(ReadFile(example / "config.pbtxt"));
+  std::ofstream out(repo / "fraud_trees" / "config.pbtxt");
+  for (std::string line; std::getline(config, line);) {
+    if (line.rfind("version_policy", 0) != 0) out << line << "\n";
+  }
+  out << "version_policy { all {} }\n";
+  out.close();
+  for (const char* v : {"1", "2"}) {
+    fs::create_directories(repo / "fraud_trees" / v);
+    fs::copy_file(example / "1" / "xgboost.json", repo / "fraud_trees" / v / "xgboost.json");
+  }
+  monitor::Registry metrics;
+  auto monitoring = monitor::Monitoring::Create({});
+  ASSERT_TRUE(monitoring.ok()) << monitoring.status();
+  serving::ServerOptions options;
+  options.model_repositories = {repo.string()};
+  options.monitoring = monitoring->get();
+  auto server = serving::Server::Create(options, &metrics);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto registry = Registry::Open(repo.string());
+  ASSERT_TRUE(registry.ok());
+  RolloutOptions rollout_options;
+  rollout_options.start_thread = false;
+  auto controller = RolloutController::Create(server->get(), {registry->get()}, monitoring->get(),
+                                              &metrics, rollout_options);
+  ASSERT_TRUE(controller.ok()) << controller.status();
+
+  RolloutSpec spec;
+  spec.model = "fraud_trees";
+  spec.stable = 1;
+  spec.candidate = 2;
+  spec.weight = 0.5;
+  spec.thresholds.min_requests = 10;
+  spec.thresholds.min_labels = 10;
+  spec.thresholds.max_quality_drop = 0.1;
+  spec.thresholds.quality_metric = "accuracy";
+  auto started = (*controller)->Start(spec, {"alice", ""});
+  ASSERT_TRUE(started.ok()) << started.status() << [&] {
+    std::string index;
+    for (const auto& e : (*server)->RepositoryIndex(false)) {
+      index += " " + e.name + "/" + e.version + ":" + e.state + ":" + e.reason;
+    }
+    return index;
+  }();
+
+  int served_by_candidate = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto req = std::make_unique<serving::InferRequest>();
+    req->model_name = "fraud_trees";
+    req->id = "q" + std::to_string(i);
+    Tensor t = Tensor::Allocate(DataType::kFp32, Shape{1, 16});
+    for (int k = 0; k < 16; ++k) t.data<float>()[k] = static_cast<float>((i * 7 + k * 3) % 11);
+    req->inputs.push_back({"input__0", t, {}});
+    std::promise<absl::StatusOr<serving::InferResponse>> p;
+    auto f = p.get_future();
+    (*server)->Infer(std::move(req),
+                     [&p](absl::StatusOr<serving::InferResponse> r) { p.set_value(std::move(r)); });
+    absl::StatusOr<serving::InferResponse> r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status();
+    const float* probs = r->outputs[0].data.data<float>();
+    const int predicted = probs[1] > probs[0] ? 1 : 0;
+    const bool candidate = r->model_version == "2";
+    served_by_candidate += candidate;
+    (*monitoring)
+        ->labels()
+        .AddLabel("q" + std::to_string(i), 0, candidate ? 1 - predicted : predicted);
+  }
+  ASSERT_GT(served_by_candidate, 10);
+  (*controller)->Tick(absl::Now() + absl::Seconds(1));
+  auto status = (*controller)->Get("fraud_trees");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->state, RolloutState::kRolledBack);
+  ASSERT_TRUE(status->figures.candidate_quality.has_value());
+  ASSERT_TRUE(status->figures.stable_quality.has_value());
+  EXPECT_EQ(*status->figures.candidate_quality, 0);
+  EXPECT_EQ(*status->figures.stable_quality, 1);
+  EXPECT_THAT(status->reason, HasSubstr("accuracy worse by 1 > 0.1"));
+  EXPECT_THAT(metrics.Render(), HasSubstr("reason=\"quality\""));
+  controller->reset();
+  server->reset();
+  fs::remove_all(repo);
 }
 
 TEST(RolloutFormatTest, SpecJsonRoundTripsAndNamesUnknownMembers) {
