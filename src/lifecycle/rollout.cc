@@ -336,9 +336,10 @@ absl::StatusOr<RolloutStatus> RolloutController::Start(RolloutSpec spec,
   }
   FW_ASSIGN_OR_RETURN(spec.stable, impl_->ResolveStable(*registry, spec));
   if (spec.stable == spec.candidate) {
-    return absl::InvalidArgumentError(absl::StrCat("rollout spec 'candidate': version ",
-                                                   spec.candidate, " of model '", spec.model,
-                                                   "' is already the stable version"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rollout spec 'candidate': version ", spec.candidate, " of model '", spec.model,
+        "' is already the stable version (the one unversioned requests reach now); name ",
+        "the version to compare with in 'stable'"));
   }
   FW_RETURN_IF_ERROR(impl_->CheckReady(spec.model, spec.stable, "stable"));
   FW_RETURN_IF_ERROR(impl_->CheckReady(spec.model, spec.candidate, "candidate"));
