@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,12 +15,15 @@
 #include "api/grpc/grpc_server.h"
 #include "api/http/features_handler.h"
 #include "api/http/http_server.h"
+#include "api/http/loop_handler.h"
 #include "api/http/monitor_handler.h"
 #include "api/http/registry_handler.h"
 #include "api/http/rollout_handler.h"
 #include "cli/commands.h"
 #include "features/feature_source_adapter.h"
 #include "features/service.h"
+#include "lifecycle/loop.h"
+#include "lifecycle/loop_config.h"
 #include "lifecycle/registry.h"
 #include "lifecycle/rollout.h"
 #include "monitor/metrics.h"
@@ -55,6 +59,7 @@ struct ServeOptions {
   std::string online_store;
   std::string data_dir = "flywheel-data";
   std::string stream_redis;
+  std::string loops_dir;
 };
 
 int RunServe(const ServeOptions& opt) {
@@ -204,6 +209,41 @@ int RunServe(const ServeOptions& opt) {
   routes.emplace_back(
       "rollouts",
       api::MakeRolloutHandler(rollouts->get(), {opt.admin_token, opt.max_request_bytes, 1}));
+  // Retraining loops: checked against the served models now, so that a loop that could never
+  // run (a model loading one version only, no prediction log) stops the start.
+  std::unique_ptr<lifecycle::LoopRunner> loops;
+  if (!opt.loops_dir.empty()) {
+    auto definitions = lifecycle::ReadLoopDefinitions(opt.loops_dir);
+    if (!definitions.ok()) {
+      std::fprintf(stderr, "flywheel serve: loops: %s\n",
+                   std::string(definitions.status().message()).c_str());
+      return 1;
+    }
+    lifecycle::LoopServices services;
+    services.server = server->get();
+    services.rollouts = rollouts->get();
+    services.registries = rollout_registries;
+    services.monitoring = monitoring->get();
+    services.metrics = &registry;
+    services.work_dir = std::filesystem::absolute(opt.data_dir + "/loops").string();
+    const size_t count = definitions->size();
+    auto runner = lifecycle::LoopRunner::Create(*std::move(definitions), services);
+    if (!runner.ok()) {
+      std::fprintf(stderr, "flywheel serve: loops: %s\n",
+                   std::string(runner.status().message()).c_str());
+      return 1;
+    }
+    loops = *std::move(runner);
+    for (const lifecycle::LoopState& state : loops->States()) {
+      std::fprintf(stderr, "loop %-18s model %s, %lld runs so far, history %s\n",
+                   state.name.c_str(), state.model.c_str(), static_cast<long long>(state.run),
+                   state.history_path.c_str());
+    }
+    std::fprintf(stderr, "flywheel serve: %zu retraining loop(s) from %s\n", count,
+                 opt.loops_dir.c_str());
+    routes.emplace_back(
+        "loops", api::MakeLoopHandler(loops.get(), {opt.admin_token, opt.max_request_bytes}));
+  }
   auto http = api::HttpServer::StartInference(http_options, server->get(), routes);
   if (!http.ok()) {
     std::fprintf(stderr, "flywheel serve: HTTP: %s\n",
@@ -322,6 +362,11 @@ Command AddServeCommand(CLI::App& app) {
   sub->add_option("--stream-redis", opt->stream_redis,
                   "Redis server that redis_stream feature sources read (default: the online "
                   "store's, when it is redis://)");
+  sub->add_option("--loops", opt->loops_dir,
+                  "retraining loop definitions (a folder of YAML files): each retrains its model "
+                  "from the prediction log and labels, gates and rolls out the candidate; needs "
+                  "--prediction-log-dir, files under <data-dir>/loops")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--prediction-log-dir", opt->prediction_log_dir,
                   "write sampled requests (inputs, outputs) to zstd JSON Lines files here, read "
                   "with `flywheel log cat`; no prediction log without it");

@@ -50,16 +50,16 @@
 namespace flywheel::lifecycle {
 
 struct LoopTrigger {
-  std::optional<int64_t> new_labels;           // > 0
-  std::optional<absl::Duration> every;         // > 0
-  std::optional<double> drift_psi;             // > 0
+  std::optional<int64_t> new_labels;    // > 0
+  std::optional<absl::Duration> every;  // > 0
+  std::optional<double> drift_psi;      // > 0
   absl::Duration min_interval = absl::Minutes(1);
 };
 
 struct LoopData {
   absl::Duration window = absl::Hours(24 * 7);  // > 0
-  double holdout = 0.2;                          // (0, 1)
-  int64_t min_rows = 100;                        // > 0
+  double holdout = 0.2;                         // (0, 1)
+  int64_t min_rows = 100;                       // > 0
 };
 
 struct LoopTrain {

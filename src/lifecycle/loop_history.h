@@ -23,8 +23,8 @@ struct LoopEvent {
   int64_t run = 0;  // 1, 2, ... per loop
   std::string step;
   std::string status;
-  std::string detail;                     // human-readable: why, what
-  int64_t champion = 0;                   // version numbers, 0 when not known yet
+  std::string detail;    // human-readable: why, what
+  int64_t champion = 0;  // version numbers, 0 when not known yet
   int64_t candidate = 0;
   std::map<std::string, double> figures;  // e.g. rows_train, champion_auc, candidate_auc
 };
