@@ -1,5 +1,6 @@
 #include "api/http/features_handler.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
+#include "api/http/route_check.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -23,10 +25,6 @@ namespace http {
 namespace {
 
 namespace rj = rapidjson;
-
-absl::string_view Target(const Request& request) {
-  return {request.target().data(), request.target().size()};
-}
 
 // 400 with the refused batch's errors one by one, beside the summary a plain client prints.
 Reply PushErrorReply(const absl::Status& status, const std::vector<features::EventError>& errors) {
@@ -114,24 +112,17 @@ class FeaturesHandler : public Handler {
     absl::StatusOr<std::vector<std::string>> segments = SplitPath(Target(request));
     if (!segments.ok()) return respond(ErrorReply(segments.status()));
     const std::string endpoint = segments->size() == 3 ? (*segments)[2] : std::string();
-    bhttp::verb method = bhttp::verb::post;
+    absl::string_view allowed;
     if (endpoint == "views") {
-      method = bhttp::verb::get;
-    } else if (endpoint != "push" && endpoint != "online") {
-      return respond(
-          ErrorReply(bhttp::status::not_found,
-                     absl::StrCat("no endpoint at ", Target(request),
-                                  "; the feature store answers POST /v1/features/push, POST "
-                                  "/v1/features/online and GET /v1/features/views")));
+      allowed = "GET";
+    } else if (endpoint == "push" || endpoint == "online") {
+      allowed = "POST";
     }
-    if (request.method() != method) {
-      Reply reply = ErrorReply(
-          bhttp::status::method_not_allowed,
-          absl::StrCat("method ", std::string(request.method_string()), " is not allowed on ",
-                       Target(request), "; use ", std::string(bhttp::to_string(method))));
-      reply.headers.emplace_back("Allow", std::string(bhttp::to_string(method)));
-      return respond(std::move(reply));
-    }
+    std::optional<Reply> refused =
+        CheckRoute(request, {.allowed = allowed,
+                             .endpoints = "the feature store answers POST /v1/features/push, POST "
+                                          "/v1/features/online and GET /v1/features/views"});
+    if (refused) return respond(*std::move(refused));
     if (endpoint == "views") return respond(JsonReply(bhttp::status::ok, service_->views_json()));
     if (endpoint == "online" && !service_->lookups_may_block()) {
       return respond(Online(request));

@@ -13,6 +13,7 @@
 #include "api/http/content_coding.h"
 #include "api/http/infer_codec.h"
 #include "api/http/json_body.h"
+#include "api/http/route_check.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -149,7 +150,7 @@ InferenceHandler::Route InferenceHandler::Match(const std::vector<std::string>& 
 }
 
 void InferenceHandler::Handle(Request request, Respond respond) {
-  auto segments = SplitPath(absl::string_view(request.target().data(), request.target().size()));
+  auto segments = SplitPath(Target(request));
   if (!segments.ok()) return respond(ErrorReply(segments.status()));
   if (segments->size() >= 2 && (*segments)[0] == "v1") {
     for (auto& [prefix, handler] : routes_) {
@@ -157,20 +158,10 @@ void InferenceHandler::Handle(Request request, Respond respond) {
     }
   }
   Route route = Match(*segments);
-  if (route.endpoint == Endpoint::kNone) {
-    return respond(ErrorReply(
-        bhttp::status::not_found,
-        absl::StrCat("no endpoint at ",
-                     absl::string_view(request.target().data(), request.target().size()))));
-  }
+  if (route.endpoint == Endpoint::kNone) return respond(NoEndpointReply(request, ""));
   if (request.method() != route.method) {
-    Reply reply = ErrorReply(
-        bhttp::status::method_not_allowed,
-        absl::StrCat("method ", std::string(request.method_string()), " is not allowed on ",
-                     absl::string_view(request.target().data(), request.target().size()), "; use ",
-                     std::string(bhttp::to_string(route.method))));
-    reply.headers.emplace_back("Allow", std::string(bhttp::to_string(route.method)));
-    return respond(std::move(reply));
+    const auto allowed = bhttp::to_string(route.method);
+    return respond(MethodNotAllowedReply(request, {allowed.data(), allowed.size()}));
   }
   auto coding = ParseContentCoding(HeaderValue(request, "Content-Encoding"));
   if (!coding.ok()) {

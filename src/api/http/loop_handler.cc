@@ -1,13 +1,14 @@
 #include "api/http/loop_handler.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "api/http/admin_auth.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
+#include "api/http/route_check.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "lifecycle/loop.h"
@@ -18,10 +19,6 @@ namespace http {
 namespace {
 
 namespace rj = rapidjson;
-
-absl::string_view Target(const Request& request) {
-  return {request.target().data(), request.target().size()};
-}
 
 Reply LoopErrorReply(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kFailedPrecondition) {
@@ -41,33 +38,24 @@ class LoopHandler : public Handler {
     absl::StatusOr<std::vector<std::string>> segments = SplitPath(Target(request));
     if (!segments.ok()) return respond(ErrorReply(segments.status()));
     const std::vector<std::string>& s = *segments;  // {"v1", "loops", loop, "run"}
-    const bool get = request.method() == bhttp::verb::get;
-    const bool post = request.method() == bhttp::verb::post;
+    const bool run = s.size() == 4 && s[3] == "run";
+    absl::string_view allowed;
     if (s.size() == 2 || s.size() == 3) {
-      if (!get) return respond(NotAllowed(request, "GET"));
-      return respond(s.size() == 2 ? List() : One(s[2]));
+      allowed = "GET";
+    } else if (run) {
+      allowed = "POST";
     }
-    if (s.size() == 4 && s[3] == "run") {
-      if (!post) return respond(NotAllowed(request, "POST"));
-      absl::Status admitted = CheckAdminToken(request, options_.admin_token, "the loops API");
-      if (!admitted.ok()) return respond(AdminErrorReply(admitted));
-      return respond(Run(s[2], request));
-    }
-    respond(ErrorReply(bhttp::status::not_found,
-                       absl::StrCat("no endpoint at ", Target(request),
-                                    "; the loops API answers /v1/loops[/{loop}[/run]]")));
+    std::optional<Reply> refused =
+        CheckRoute(request, {.allowed = allowed,
+                             .endpoints = "the loops API answers /v1/loops[/{loop}[/run]]",
+                             .admin_token = options_.admin_token,
+                             .api = "the loops API"});
+    if (refused) return respond(*std::move(refused));
+    if (run) return respond(Run(s[2], request));
+    respond(s.size() == 2 ? List() : One(s[2]));
   }
 
  private:
-  static Reply NotAllowed(const Request& request, const char* allowed) {
-    Reply reply =
-        ErrorReply(bhttp::status::method_not_allowed,
-                   absl::StrCat("method ", std::string(request.method_string()),
-                                " is not allowed on ", Target(request), "; use ", allowed));
-    reply.headers.emplace_back("Allow", allowed);
-    return reply;
-  }
-
   Reply List() const {
     std::string json = "{\"loops\":[";
     bool first = true;

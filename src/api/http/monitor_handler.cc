@@ -1,6 +1,7 @@
 #include "api/http/monitor_handler.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
+#include "api/http/route_check.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -26,10 +28,6 @@ using Writer = rj::Writer<rj::StringBuffer>;
 
 // Errors listed one by one in a refused labels request; the rest are counted.
 constexpr size_t kMaxListedErrors = 20;
-
-absl::string_view Target(const Request& request) {
-  return {request.target().data(), request.target().size()};
-}
 
 void Str(Writer& w, absl::string_view s) {
   w.String(s.data(), static_cast<rj::SizeType>(s.size()));
@@ -181,34 +179,23 @@ class MonitorHandler : public Handler {
     absl::StatusOr<std::vector<std::string>> segments = SplitPath(Target(request));
     if (!segments.ok()) return respond(ErrorReply(segments.status()));
     const std::vector<std::string>& s = *segments;
-    enum class Endpoint { kDrift, kQuality, kLabels } endpoint;
-    std::vector<bhttp::verb> allowed = {bhttp::verb::get};
+    enum class Endpoint { kDrift, kQuality, kLabels } endpoint = Endpoint::kDrift;
+    absl::string_view allowed;
     std::string model;
     if (s.size() == 5 && s[2] == "models" && (s[4] == "drift" || s[4] == "quality")) {
       endpoint = s[4] == "drift" ? Endpoint::kDrift : Endpoint::kQuality;
       model = s[3];
+      allowed = "GET";
     } else if (s.size() == 3 && s[2] == "labels") {
       endpoint = Endpoint::kLabels;
-      allowed.push_back(bhttp::verb::post);
-    } else {
-      return respond(ErrorReply(
-          bhttp::status::not_found,
-          absl::StrCat("no endpoint at ", Target(request),
-                       "; monitoring answers GET /v1/monitor/models/{model}/drift, GET "
-                       "/v1/monitor/models/{model}/quality and GET or POST /v1/monitor/labels")));
+      allowed = "GET, POST";
     }
-    if (std::find(allowed.begin(), allowed.end(), request.method()) == allowed.end()) {
-      std::string allow;
-      for (bhttp::verb v : allowed) {
-        absl::StrAppend(&allow, allow.empty() ? "" : ", ", std::string(bhttp::to_string(v)));
-      }
-      Reply reply =
-          ErrorReply(bhttp::status::method_not_allowed,
-                     absl::StrCat("method ", std::string(request.method_string()),
-                                  " is not allowed on ", Target(request), "; use ", allow));
-      reply.headers.emplace_back("Allow", allow);
-      return respond(std::move(reply));
-    }
+    std::optional<Reply> refused = CheckRoute(
+        request, {.allowed = allowed,
+                  .endpoints = "monitoring answers GET /v1/monitor/models/{model}/drift, GET "
+                               "/v1/monitor/models/{model}/quality and GET or POST "
+                               "/v1/monitor/labels"});
+    if (refused) return respond(*std::move(refused));
     // Reports merge whole windows and label batches may be large: off the I/O thread.
     boost::asio::post(pool_, [this, endpoint, model = std::move(model),
                               request = std::move(request), respond = std::move(respond)]() {

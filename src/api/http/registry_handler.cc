@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -12,14 +13,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "api/http/admin_auth.h"
 #include "api/http/content_coding.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
+#include "api/http/route_check.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -43,10 +43,6 @@ using lifecycle::VersionMetadata;
 
 constexpr char kApiName[] = "the registry API";
 constexpr char kDefaultAuthor[] = "http";
-
-absl::string_view Target(const Request& request) {
-  return {request.target().data(), request.target().size()};
-}
 
 // Registry errors as HTTP statuses: a state that forbids the change (rollback without history,
 // a version registered already) is a conflict, not a bad request; a registry folder that cannot
@@ -127,25 +123,13 @@ class RegistryHandler : public Handler {
         allowed = "POST, DELETE";
       }
     }
-    if (allowed.empty()) {
-      return respond(ErrorReply(
-          bhttp::status::not_found,
-          absl::StrCat("no endpoint at ", Target(request),
-                       "; the registry answers /v1/registry/models[/{model}[/versions/{version}|"
-                       "/aliases/{alias}|/promote|/rollback]]")));
-    }
-    const std::string method(request.method_string());
-    if (!absl::StrContains(absl::StrCat(", ", allowed, ","), absl::StrCat(", ", method, ","))) {
-      Reply reply = ErrorReply(bhttp::status::method_not_allowed,
-                               absl::StrCat("method ", method, " is not allowed on ",
-                                            Target(request), "; use ", allowed));
-      reply.headers.emplace_back("Allow", allowed);
-      return respond(std::move(reply));
-    }
-    if (request.method() != bhttp::verb::get) {
-      absl::Status admitted = CheckAdminToken(request, options_.admin_token, kApiName);
-      if (!admitted.ok()) return respond(AdminErrorReply(admitted));
-    }
+    std::optional<Reply> refused = CheckRoute(
+        request, {.allowed = allowed,
+                  .endpoints = "the registry answers /v1/registry/models[/{model}[/versions/"
+                               "{version}|/aliases/{alias}|/promote|/rollback]]",
+                  .admin_token = options_.admin_token,
+                  .api = kApiName});
+    if (refused) return respond(*std::move(refused));
     // Every call reads registry files; changes lock them and fsync.
     boost::asio::post(pool_,
                       [this, s = std::move(*segments), request = std::move(request),

@@ -3,19 +3,19 @@
 #include "api/http/rollout_handler.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "api/http/admin_auth.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
+#include "api/http/route_check.h"
 #include "api/http/url_path.h"
 #include "api/http/v2_json.h"
 #include "boost/asio/post.hpp"
@@ -39,10 +39,6 @@ using lifecycle::RolloutStatus;
 
 constexpr char kApiName[] = "the rollout API";
 constexpr char kDefaultAuthor[] = "http";
-
-absl::string_view Target(const Request& request) {
-  return {request.target().data(), request.target().size()};
-}
 
 // Controller errors as HTTP statuses: a state that forbids the change (an active rollout already,
 // promoting a rolled-back one, a version not ready) is a conflict; files that cannot be written or
@@ -110,24 +106,12 @@ class RolloutHandler : public Handler {
     } else if (n == 4 && (s[3] == "promote" || s[3] == "rollback")) {
       allowed = "POST";
     }
-    if (allowed.empty()) {
-      return respond(ErrorReply(bhttp::status::not_found,
-                                absl::StrCat("no endpoint at ", Target(request),
-                                             "; rollouts are at /v1/rollouts[/{model}[/promote|"
-                                             "/rollback]]")));
-    }
-    const std::string method(request.method_string());
-    if (!absl::StrContains(absl::StrCat(", ", allowed, ","), absl::StrCat(", ", method, ","))) {
-      Reply reply = ErrorReply(bhttp::status::method_not_allowed,
-                               absl::StrCat("method ", method, " is not allowed on ",
-                                            Target(request), "; use ", allowed));
-      reply.headers.emplace_back("Allow", allowed);
-      return respond(std::move(reply));
-    }
-    if (request.method() != bhttp::verb::get) {
-      absl::Status admitted = CheckAdminToken(request, options_.admin_token, kApiName);
-      if (!admitted.ok()) return respond(AdminErrorReply(admitted));
-    }
+    std::optional<Reply> refused = CheckRoute(
+        request, {.allowed = allowed,
+                  .endpoints = "rollouts are at /v1/rollouts[/{model}[/promote|/rollback]]",
+                  .admin_token = options_.admin_token,
+                  .api = kApiName});
+    if (refused) return respond(*std::move(refused));
     // Changes write rollout files (lock, fsync) and registry files.
     boost::asio::post(pool_,
                       [this, s = std::move(*segments), request = std::move(request),
