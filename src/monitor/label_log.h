@@ -64,15 +64,7 @@ struct LabelLogOptions {
   std::function<absl::Status(const std::string& path)> before_write;
 };
 
-struct LabelLogStats {
-  int64_t written = 0;  // in frames the OS accepted
-  int64_t dropped = 0;  // refused by Submit: queue full or log closed
-  int64_t failed = 0;   // accepted, then lost to a write error
-  int64_t write_errors = 0;
-  int64_t bytes_written = 0;
-  int64_t files_opened = 0;
-  int64_t queued = 0;  // accepted, not yet written or failed
-};
+using LabelLogStats = LogStats;
 
 class LabelLog {
  public:

@@ -232,4 +232,16 @@ void LogFileWriter::CloseAll() {
   last_ = nullptr;
 }
 
+LogStats LogFileWriter::Stats(int64_t dropped) const {
+  LogStats s;
+  s.written = written.load(std::memory_order_relaxed);
+  s.dropped = dropped;
+  s.failed = failed.load(std::memory_order_relaxed);
+  s.write_errors = write_errors.load(std::memory_order_relaxed);
+  s.bytes_written = bytes_written.load(std::memory_order_relaxed);
+  s.files_opened = files_opened.load(std::memory_order_relaxed);
+  s.queued = pending_->load(std::memory_order_relaxed);
+  return s;
+}
+
 }  // namespace flywheel::monitor

@@ -43,6 +43,8 @@ class LogFileWriter {
   // Writes the buffers and closes every file (with fdatasync).
   void CloseAll();
   int64_t buffered_records() const { return buffered_records_; }
+  // The counters below with the log's own: `dropped` by its Submit, queued from `pending`.
+  LogStats Stats(int64_t dropped) const;
 
   std::atomic<int64_t> written{0};
   std::atomic<int64_t> failed{0};

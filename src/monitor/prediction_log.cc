@@ -226,15 +226,7 @@ void PredictionLog::Close() {
 }
 
 PredictionLogStats PredictionLog::Stats() const {
-  PredictionLogStats s;
-  s.written = writer_->written.load(std::memory_order_relaxed);
-  s.dropped = dropped_.load(std::memory_order_relaxed);
-  s.failed = writer_->failed.load(std::memory_order_relaxed);
-  s.write_errors = writer_->write_errors.load(std::memory_order_relaxed);
-  s.bytes_written = writer_->bytes_written.load(std::memory_order_relaxed);
-  s.files_opened = writer_->files_opened.load(std::memory_order_relaxed);
-  s.queued = pending_.load(std::memory_order_relaxed);
-  return s;
+  return writer_->Stats(dropped_.load(std::memory_order_relaxed));
 }
 
 }  // namespace flywheel::monitor

@@ -61,16 +61,19 @@ struct PredictionLogOptions {
   std::function<absl::Status(const std::string& path)> before_write;
 };
 
-// Counters since Create; each is monotonic except queued.
-struct PredictionLogStats {
+// A log's counters since Create (the prediction log's and the label log's); each is monotonic
+// except queued.
+struct LogStats {
   int64_t written = 0;  // records in frames the OS accepted (survive a kill -9)
-  int64_t dropped = 0;  // refused by Submit: queue full, log closed, or no model name
-  int64_t failed = 0;   // accepted, then lost to a write error
+  // Refused by Submit: queue full, log closed, or (prediction log) no model name.
+  int64_t dropped = 0;
+  int64_t failed = 0;  // accepted, then lost to a write error
   int64_t write_errors = 0;
   int64_t bytes_written = 0;  // compressed bytes
   int64_t files_opened = 0;
   int64_t queued = 0;  // accepted, not yet written or failed
 };
+using PredictionLogStats = LogStats;
 
 class PredictionLog {
  public:
