@@ -1,16 +1,11 @@
 // Test-only helpers for the ensemble and feature_lookup tests (header-only, so that it stays out
-// of the serving library): a model repository in a temporary folder built from the example
-// models, a fake feature store, and request helpers.
+// of the serving library): a fake feature store and request helpers, beside the repository and
+// server helpers of serving/testing/server_fixture.h.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,85 +15,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "serving/feature_source.h"
 #include "serving/server.h"
+#include "serving/testing/server_fixture.h"
 
 namespace flywheel::serving::testing_util {
-
-inline std::filesystem::path SourceDir() {
-  const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
-  return std::filesystem::path(src != nullptr ? src : ".");
-}
-
-// The example `simple` model (INT32 [16] add/sub) as Triton's classic config declares it.
-inline constexpr char kSimpleConfig[] = R"cfg(
-  name: "simple"
-  platform: "onnxruntime_onnx"
-  max_batch_size: 8
-  input [
-    { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
-    { name: "INPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
-  ]
-  output [
-    { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
-    { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
-  ]
-)cfg";
-
-// A repository in a temporary folder, removed with the object.
-class ModelRepo {
- public:
-  ModelRepo() {
-    path_ = std::filesystem::temp_directory_path() /
-            absl::StrCat("flywheel-ensemble-test-", ::getpid(), "-",
-                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ModelRepo() { std::filesystem::remove_all(path_); }
-
-  const std::filesystem::path& path() const { return path_; }
-
-  // <repo>/<name>/config.pbtxt with `config` (its name: "..." replaced by `name`) and empty
-  // version folders.
-  void AddConfig(const std::string& name, const std::string& config,
-                 const std::vector<int>& versions) {
-    const std::filesystem::path dir = path_ / name;
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "config.pbtxt") << config;
-    for (int v : versions) std::filesystem::create_directories(dir / std::to_string(v));
-  }
-
-  // The example `simple` model as `name`, with `extra` appended to its configuration.
-  void AddSimple(const std::string& name, const std::vector<int>& versions,
-                 const std::string& extra = "") {
-    AddConfig(name,
-              absl::StrReplaceAll(kSimpleConfig, {{"\"simple\"", absl::StrCat("\"", name, "\"")}}) +
-                  extra,
-              {});
-    CopyModel(name, versions, SourceDir() / "examples/models/simple/1/model.onnx");
-  }
-
-  // The feature example's ranker: user FP32 [1,3], items FP32 [-1,3] -> score FP32 [-1].
-  void AddRanker(const std::string& name) {
-    AddConfig(name, absl::StrCat("name: \"", name, "\"\nbackend: \"onnxruntime\"\n"), {});
-    CopyModel(name, {1}, SourceDir() / "examples/feature_models/ranker/1/model.onnx");
-  }
-
- private:
-  void CopyModel(const std::string& name, const std::vector<int>& versions,
-                 const std::filesystem::path& model) {
-    for (int v : versions) {
-      const std::filesystem::path dir = path_ / name / std::to_string(v);
-      std::filesystem::create_directories(dir);
-      std::filesystem::copy_file(model, dir / "model.onnx",
-                                 std::filesystem::copy_options::overwrite_existing);
-    }
-  }
-
-  std::filesystem::path path_;
-};
 
 // An in-memory feature store: values set by the test; Validate knows the features set (or
 // declared); a lookup of the key "boom" fails.
@@ -167,14 +88,6 @@ inline std::unique_ptr<InferRequest> Request(
   req->model_name = model;
   for (const auto& [name, t] : inputs) req->inputs.push_back({name, t, {}});
   return req;
-}
-
-inline absl::StatusOr<InferResponse> InferSync(Server& server,
-                                               std::unique_ptr<InferRequest> request) {
-  std::promise<absl::StatusOr<InferResponse>> p;
-  auto f = p.get_future();
-  server.Infer(std::move(request), [&p](absl::StatusOr<InferResponse> r) { p.set_value(r); });
-  return f.get();
 }
 
 }  // namespace flywheel::serving::testing_util

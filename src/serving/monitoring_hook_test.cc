@@ -6,8 +6,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -15,41 +13,21 @@
 
 #include "monitor/log_reader.h"
 #include "monitor/log_record.h"
+#include "monitor/log_test_util.h"
 #include "monitor/metrics.h"
 #include "monitor/monitoring.h"
 #include "monitor/profile.h"
 #include "serving/server.h"
+#include "serving/testing/server_fixture.h"
 
 namespace flywheel::serving {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-const char kConfig[] = R"pb(
-  name: "simple"
-  platform: "onnxruntime_onnx"
-  max_batch_size: 8 input
-  [ {
-    name: "INPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "INPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }] output
-  [ {
-    name: "OUTPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "OUTPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }]
+// Appended to the example `simple` model's configuration: requests are batched, and warm-up
+// requests run before the version is ready (and must not reach the monitors).
+const char kMonitoredConfig[] = R"pb(
   dynamic_batching {} model_warmup
   [ {
     name: "zeros"
@@ -75,24 +53,8 @@ const char kConfig[] = R"pb(
 
 class MonitoringHookTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("flywheel-monitoring-hook-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "repo");
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
   void AddModel(const std::string& name, const std::string& extra_config = "") {
-    const fs::path dir = root_ / "repo" / name;
-    fs::create_directories(dir / "1");
-    std::string text = kConfig;
-    text.replace(text.find("\"simple\""), 8, "\"" + name + "\"");
-    std::ofstream(dir / "config.pbtxt") << text << extra_config;
-    const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
-    fs::copy_file(fs::path(src ? src : ".") / "examples/models/simple/1/model.onnx",
-                  dir / "1" / "model.onnx");
+    repo_.AddSimple(name, {1}, kMonitoredConfig + extra_config);
   }
 
   // A profile of INPUT0's 16 columns with values 0..99 each.
@@ -108,19 +70,19 @@ class MonitoringHookTest : public ::testing::Test {
     profile.rows = 1000;
     profile.features = *features;
     ASSERT_TRUE(
-        monitor::SaveProfile(profile, monitor::ProfilePath((root_ / "repo" / name / "1").string()))
+        monitor::SaveProfile(profile, monitor::ProfilePath((repo_.path() / name / "1").string()))
             .ok());
   }
 
   void StartServer() {
     monitor::MonitoringOptions options;
-    options.log_dir = (root_ / "log").string();
+    options.log_dir = log_dir_.path();
     options.drift_options.max_rows_per_second = 0;
     auto monitoring = monitor::Monitoring::Create(options);
     ASSERT_TRUE(monitoring.ok()) << monitoring.status();
     monitoring_ = std::move(*monitoring);
     ServerOptions server_options;
-    server_options.model_repositories = {(root_ / "repo").string()};
+    server_options.model_repositories = {repo_.string()};
     server_options.strict_readiness = false;
     server_options.monitoring = monitoring_.get();
     auto server = Server::Create(server_options, &registry_);
@@ -139,17 +101,14 @@ class MonitoringHookTest : public ::testing::Test {
       for (int i = 0; i < rows * 16; ++i) t.data<int32_t>()[i] = value;
       req->inputs.push_back({name, t, {}});
     }
-    std::promise<absl::StatusOr<InferResponse>> p;
-    auto f = p.get_future();
-    server_->Infer(std::move(req), [&p](absl::StatusOr<InferResponse> r) { p.set_value(r); });
-    return f.get();
+    return testing_util::InferSync(*server_, std::move(req));
   }
 
   std::vector<monitor::PredictionRecord> ReadLog() {
     monitoring_->prediction_log()->Flush();
     std::vector<monitor::PredictionRecord> out;
     monitor::LogReaderOptions options;
-    options.dir = (root_ / "log").string();
+    options.dir = log_dir_.path();
     auto reader = monitor::LogReader::Open(options);
     EXPECT_TRUE(reader.ok()) << reader.status();
     if (!reader.ok()) return out;
@@ -165,7 +124,8 @@ class MonitoringHookTest : public ::testing::Test {
     return out;
   }
 
-  fs::path root_;
+  testing_util::ModelRepo repo_;
+  monitor::testing_util::TempDir log_dir_;
   monitor::Registry registry_;
   std::unique_ptr<monitor::Monitoring> monitoring_;  // outlives the server
   std::unique_ptr<Server> server_;

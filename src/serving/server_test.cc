@@ -14,70 +14,18 @@
 #include "core/npy.h"
 #include "model_config.pb.h"
 #include "monitor/metrics.h"
+#include "serving/testing/server_fixture.h"
 
 namespace flywheel::serving {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-const char kSimpleConfig[] = R"pb(
-  name: "simple"
-  platform: "onnxruntime_onnx"
-  max_batch_size: 8 input
-  [ {
-    name: "INPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "INPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }] output
-  [ {
-    name: "OUTPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "OUTPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }]
-)pb";
+using testing_util::AddSubRequest;
+using testing_util::InferSync;
 
 class ServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    repo_ = fs::temp_directory_path() /
-            ("flywheel-server-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(repo_);
-    fs::create_directories(repo_);
-  }
-  void TearDown() override { fs::remove_all(repo_); }
-
-  // <repo>/<name>/config.pbtxt and <repo>/<name>/<version>/model.onnx from the example model.
-  void AddSimple(const std::string& name, std::vector<int> versions,
-                 const std::string& config = kSimpleConfig) {
-    const fs::path dir = repo_ / name;
-    fs::create_directories(dir);
-    std::string text = config;
-    const std::string from = "name: \"simple\"";
-    if (auto at = text.find(from); at != std::string::npos) {
-      text.replace(at, from.size(), "name: \"" + name + "\"");
-    }
-    std::ofstream(dir / "config.pbtxt") << text;
-    const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
-    const fs::path model = fs::path(src ? src : ".") / "examples/models/simple/1/model.onnx";
-    for (int v : versions) {
-      fs::create_directories(dir / std::to_string(v));
-      fs::copy_file(model, dir / std::to_string(v) / "model.onnx",
-                    fs::copy_options::overwrite_existing);
-    }
-  }
-
   std::unique_ptr<Server> Start(ModelControlMode mode = ModelControlMode::kNone,
                                 std::vector<std::string> load = {}) {
     ServerOptions options;
@@ -90,35 +38,12 @@ class ServerTest : public ::testing::Test {
     return server.ok() ? std::move(*server) : nullptr;
   }
 
-  static std::unique_ptr<InferRequest> AddSubRequest(const std::string& model, int rows,
-                                                     int base = 1) {
-    auto req = std::make_unique<InferRequest>();
-    req->model_name = model;
-    req->id = "r" + std::to_string(base);
-    for (const char* name : {"INPUT0", "INPUT1"}) {
-      Tensor t = Tensor::Allocate(DataType::kInt32, Shape{rows, 16});
-      for (int i = 0; i < rows * 16; ++i) {
-        t.data<int32_t>()[i] = name[5] == '0' ? base + i : 1;
-      }
-      req->inputs.push_back({name, t, {}});
-    }
-    return req;
-  }
-
-  static absl::StatusOr<InferResponse> InferSync(Server& server,
-                                                 std::unique_ptr<InferRequest> req) {
-    std::promise<absl::StatusOr<InferResponse>> p;
-    auto f = p.get_future();
-    server.Infer(std::move(req), [&p](absl::StatusOr<InferResponse> r) { p.set_value(r); });
-    return f.get();
-  }
-
-  fs::path repo_;
+  testing_util::ModelRepo repo_;
   monitor::Registry registry_;
 };
 
 TEST_F(ServerTest, ServesAddSub) {
-  AddSimple("simple", {1});
+  repo_.AddSimple("simple", {1});
   auto server = Start();
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(server->Ready());
@@ -144,7 +69,7 @@ TEST_F(ServerTest, ServesAddSub) {
 }
 
 TEST_F(ServerTest, UnknownModelAndVersionAndBadInput) {
-  AddSimple("simple", {1});
+  repo_.AddSimple("simple", {1});
   auto server = Start();
   ASSERT_NE(server, nullptr);
   auto r = InferSync(*server, AddSubRequest("nope", 1));
@@ -164,7 +89,7 @@ TEST_F(ServerTest, UnknownModelAndVersionAndBadInput) {
 }
 
 TEST_F(ServerTest, VersionPolicyAllServesEveryVersion) {
-  AddSimple("simple", {1, 2, 3}, std::string(kSimpleConfig) + "version_policy { all {} }\n");
+  repo_.AddSimple("simple", {1, 2, 3}, "version_policy { all {} }\n");
   auto server = Start();
   ASSERT_NE(server, nullptr);
   auto meta = server->GetModelMetadata("simple", "");
@@ -180,7 +105,7 @@ TEST_F(ServerTest, VersionPolicyAllServesEveryVersion) {
 
 // A registry alias names a version in the path or in the model_version parameter.
 TEST_F(ServerTest, VersionAliasesResolveThroughTheRegistryHook) {
-  AddSimple("simple", {1, 2, 3}, std::string(kSimpleConfig) + "version_policy { all {} }\n");
+  repo_.AddSimple("simple", {1, 2, 3}, "version_policy { all {} }\n");
   ServerOptions options;
   options.model_repositories = {repo_.string()};
   options.resolve_version_alias = [](const std::string& model,
@@ -218,13 +143,12 @@ TEST_F(ServerTest, VersionAliasesResolveThroughTheRegistryHook) {
 
 // Warm-up requests run before the version is ready and are not in its statistics.
 TEST_F(ServerTest, WarmupIsNotCountedInStatistics) {
-  AddSimple(
+  repo_.AddSimple(
       "simple", {1},
-      std::string(kSimpleConfig) +
-          "model_warmup [{ name: \"w\" batch_size: 2 count: 3 inputs [\n"
-          "  { key: \"INPUT0\" value: { data_type: TYPE_INT32 dims: [16] zero_data: true } },\n"
-          "  { key: \"INPUT1\" value: { data_type: TYPE_INT32 dims: [16] zero_data: true } }"
-          "]}]\n");
+      "model_warmup [{ name: \"w\" batch_size: 2 count: 3 inputs [\n"
+      "  { key: \"INPUT0\" value: { data_type: TYPE_INT32 dims: [16] zero_data: true } },\n"
+      "  { key: \"INPUT1\" value: { data_type: TYPE_INT32 dims: [16] zero_data: true } }"
+      "]}]\n");
   auto server = Start();
   ASSERT_NE(server, nullptr);
   auto stats = server->Statistics("simple", "");
@@ -243,9 +167,9 @@ TEST_F(ServerTest, WarmupIsNotCountedInStatistics) {
 }
 
 TEST_F(ServerTest, BrokenModelIsUnavailableWithReasonAndOthersServe) {
-  AddSimple("simple", {1});
-  AddSimple("broken", {1});
-  std::ofstream(repo_ / "broken/1/model.onnx", std::ios::trunc) << "not an onnx file";
+  repo_.AddSimple("simple", {1});
+  repo_.AddSimple("broken", {1});
+  std::ofstream(repo_.path() / "broken/1/model.onnx", std::ios::trunc) << "not an onnx file";
   auto server = Start();
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(InferSync(*server, AddSubRequest("simple", 1)).ok());
@@ -264,8 +188,8 @@ TEST_F(ServerTest, BrokenModelIsUnavailableWithReasonAndOthersServe) {
 }
 
 TEST_F(ServerTest, ExplicitLoadUnloadAndConfigOverride) {
-  AddSimple("simple", {1});
-  AddSimple("other", {1});
+  repo_.AddSimple("simple", {1});
+  repo_.AddSimple("other", {1});
   auto server = Start(ModelControlMode::kExplicit, {"simple"});
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(absl::IsUnavailable(InferSync(*server, AddSubRequest("other", 1)).status()) ||
@@ -286,7 +210,7 @@ TEST_F(ServerTest, ExplicitLoadUnloadAndConfigOverride) {
 }
 
 TEST_F(ServerTest, PollReloadDuringTrafficFailsNothing) {
-  AddSimple("simple", {1});
+  repo_.AddSimple("simple", {1});
   auto server = Start(ModelControlMode::kPoll);
   ASSERT_NE(server, nullptr);
   std::atomic<bool> stop{false};
@@ -306,7 +230,7 @@ TEST_F(ServerTest, PollReloadDuringTrafficFailsNothing) {
     }
   });
   // Version 2 appears; the poller loads it and the default version moves to 2.
-  AddSimple("simple", {2});
+  repo_.AddSimple("simple", {2});
   bool moved = false;
   for (int i = 0; i < 100 && !moved; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -321,7 +245,7 @@ TEST_F(ServerTest, PollReloadDuringTrafficFailsNothing) {
 }
 
 TEST_F(ServerTest, DrainRefusesNewRequests) {
-  AddSimple("simple", {1});
+  repo_.AddSimple("simple", {1});
   auto server = Start();
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(server->Drain(1000));
@@ -333,9 +257,9 @@ TEST_F(ServerTest, DrainRefusesNewRequests) {
 // The example FIL-style tree model returns XGBoost's own probabilities (fixtures written by
 // tools/gen_examples.py with python3-xgboost).
 TEST_F(ServerTest, ServesXgboostModelWithFilConfig) {
-  const fs::path src =
-      fs::path(std::getenv("FLYWHEEL_SOURCE_DIR") ? std::getenv("FLYWHEEL_SOURCE_DIR") : ".");
-  fs::copy(src / "examples/models/fraud_trees", repo_ / "fraud_trees", fs::copy_options::recursive);
+  const fs::path src = testing_util::SourceDir();
+  fs::copy(src / "examples/models/fraud_trees", repo_.path() / "fraud_trees",
+           fs::copy_options::recursive);
   auto server = Start();
   ASSERT_NE(server, nullptr);
   auto x = ReadNpy((src / "tests/fixtures/serving/fraud_trees_x.npy").string());
