@@ -21,39 +21,13 @@
 #include "monitor/monitoring.h"
 #include "serving/router.h"
 #include "serving/server.h"
+#include "serving/testing/server_fixture.h"
 
 namespace flywheel::lifecycle {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-const char kConfig[] = R"pb(
-  name: "NAME"
-  platform: "onnxruntime_onnx"
-  max_batch_size: 8
-  version_policy { all {} } input
-  [ {
-    name: "INPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "INPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }] output
-  [ {
-    name: "OUTPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "OUTPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }]
-)pb";
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path);
@@ -65,11 +39,6 @@ std::string ReadFile(const fs::path& path) {
 class RolloutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    repo_ = fs::temp_directory_path() /
-            ("flywheel-rollout-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(repo_);
-    fs::create_directories(repo_);
     AddModel("simple", {1, 2});
     StartServer({"simple"});
     auto registry = Registry::Open(repo_.string());
@@ -80,22 +49,10 @@ class RolloutTest : public ::testing::Test {
   void TearDown() override {
     controller_.reset();
     server_.reset();
-    fs::remove_all(repo_);
   }
 
   void AddModel(const std::string& name, std::vector<int> versions) {
-    const fs::path dir = repo_ / name;
-    fs::create_directories(dir);
-    std::string text = kConfig;
-    text.replace(text.find("NAME"), 4, name);
-    std::ofstream(dir / "config.pbtxt") << text;
-    const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
-    const fs::path model = fs::path(src ? src : ".") / "examples/models/simple/1/model.onnx";
-    for (int v : versions) {
-      fs::create_directories(dir / std::to_string(v));
-      fs::copy_file(model, dir / std::to_string(v) / "model.onnx",
-                    fs::copy_options::overwrite_existing);
-    }
+    repo_.AddSimple(name, versions, "version_policy { all {} }\n");
   }
 
   void StartServer(std::vector<std::string> models) {
@@ -123,19 +80,11 @@ class RolloutTest : public ::testing::Test {
   int Send(int n, const std::string& model = "simple") {
     int failed = 0;
     for (int i = 0; i < n; ++i) {
-      auto req = std::make_unique<serving::InferRequest>();
-      req->model_name = model;
-      req->id = "r" + std::to_string(i);
-      for (const char* name : {"INPUT0", "INPUT1"}) {
-        Tensor t = Tensor::Allocate(DataType::kInt32, Shape{1, 16});
-        for (int k = 0; k < 16; ++k) t.data<int32_t>()[k] = k;
-        req->inputs.push_back({name, t, {}});
+      if (!serving::testing_util::InferSync(*server_,
+                                            serving::testing_util::AddSubRequest(model, 1, i))
+               .ok()) {
+        ++failed;
       }
-      std::promise<absl::Status> p;
-      auto f = p.get_future();
-      server_->Infer(std::move(req),
-                     [&p](absl::StatusOr<serving::InferResponse> r) { p.set_value(r.status()); });
-      if (!f.get().ok()) ++failed;
     }
     return failed;
   }
@@ -159,7 +108,7 @@ class RolloutTest : public ::testing::Test {
     return false;
   }
 
-  fs::path repo_;
+  serving::testing_util::ModelRepo repo_;
   monitor::Registry metrics_;
   std::unique_ptr<serving::Server> server_;
   std::unique_ptr<Registry> registry_;
@@ -181,7 +130,7 @@ TEST_F(RolloutTest, CanarySetsSplitAndWritesFile) {
   EXPECT_TRUE(split->sticky_parameter.empty());
   EXPECT_EQ(split->shadow_version, 0);
 
-  const std::string file = ReadFile(repo_ / "simple" / ".flywheel" / "rollout.json");
+  const std::string file = ReadFile(repo_.path() / "simple" / ".flywheel" / "rollout.json");
   EXPECT_THAT(file, HasSubstr("\"format\": \"flywheel.rollout/1\""));
   EXPECT_THAT(file, HasSubstr("\"state\": \"active\""));
   EXPECT_TRUE(HasEvent(*started, "start", "25% of unversioned traffic"));
@@ -206,7 +155,7 @@ TEST_F(RolloutTest, ErrorRateBreachRollsBack) {
   ASSERT_EQ(controller_->Get("simple")->state, RolloutState::kActive);
 
   // Version 2 goes away: requests routed to it fail as the version's doing.
-  fs::remove_all(repo_ / "simple" / "2");
+  fs::remove_all(repo_.path() / "simple" / "2");
   ASSERT_TRUE(server_->LoadModel("simple", std::nullopt).ok());
   const int failed = Send(200);
   ASSERT_GT(failed, 10);
@@ -236,7 +185,7 @@ TEST_F(RolloutTest, ErrorRateBreachRollsBack) {
                                  "error_rate\",version=\"2\"} 1"));
   EXPECT_THAT(metrics,
               HasSubstr("flywheel_rollout_state{model=\"simple\",state=\"rolled_back\"} 1"));
-  EXPECT_THAT(ReadFile(repo_ / "simple" / ".flywheel" / "rollout.json"),
+  EXPECT_THAT(ReadFile(repo_.path() / "simple" / ".flywheel" / "rollout.json"),
               HasSubstr("\"state\": \"rolled_back\""));
 
   // Promoting a rolled-back rollout is refused.
@@ -284,8 +233,8 @@ TEST_F(RolloutTest, HealthyRolloutPromotesAfterItsTime) {
 
 TEST_F(RolloutTest, RestoresFromFile) {
   AddModel("broken", {1});
-  fs::create_directories(repo_ / "broken" / ".flywheel");
-  std::ofstream(repo_ / "broken" / ".flywheel" / "rollout.json") << "{\"format\": 7}";
+  fs::create_directories(repo_.path() / "broken" / ".flywheel");
+  std::ofstream(repo_.path() / "broken" / ".flywheel" / "rollout.json") << "{\"format\": 7}";
   RolloutSpec spec = Canary(0.3);
   spec.policy = RolloutPolicy::kAbTest;
   spec.sticky_parameter = "user_id";
@@ -345,7 +294,7 @@ TEST_F(RolloutTest, StartChecksItsSpec) {
   spec.model = "nope";
   EXPECT_EQ(error(spec).code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(server_->GetTrafficSplit("simple").has_value());
-  EXPECT_FALSE(fs::exists(repo_ / "simple" / ".flywheel" / "rollout.json"));
+  EXPECT_FALSE(fs::exists(repo_.path() / "simple" / ".flywheel" / "rollout.json"));
 }
 
 TEST_F(RolloutTest, StableZeroIsTheProductionAlias) {
@@ -387,7 +336,7 @@ TEST_F(RolloutTest, ManualRollbackOfAbKeepsStickyAndClearRemovesAll) {
   ASSERT_TRUE(controller_->Clear("simple", author_).ok());
   EXPECT_FALSE(server_->GetTrafficSplit("simple").has_value());
   EXPECT_EQ(controller_->Get("simple").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_FALSE(fs::exists(repo_ / "simple" / ".flywheel" / "rollout.json"));
+  EXPECT_FALSE(fs::exists(repo_.path() / "simple" / ".flywheel" / "rollout.json"));
   EXPECT_EQ(controller_->Clear("simple", author_).code(), absl::StatusCode::kNotFound);
 }
 
@@ -438,8 +387,7 @@ TEST(RolloutQualityTest, QualityDropRollsBack) {
   const fs::path repo =
       fs::temp_directory_path() / ("flywheel-rollout-quality-" + std::to_string(::getpid()));
   fs::remove_all(repo);
-  const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
-  const fs::path example = fs::path(src ? src : ".") / "examples/models/fraud_trees";
+  const fs::path example = serving::testing_util::SourceDir() / "examples/models/fraud_trees";
   fs::create_directories(repo / "fraud_trees");
   // The example's config with both versions loaded, whatever version policy it has.
   std::stringstream config(ReadFile(example / "config.pbtxt"));
