@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/loop_definition_text.h"
 #include "lifecycle/loop_config.h"
 #include "lifecycle/loop_history.h"
 #include "rapidjson/prettywriter.h"
@@ -59,23 +60,6 @@ std::string TimeText(absl::Time t) {
 
 std::string RfcTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
-}
-
-// "7d", "1h30m", "90s" -> "1m30s", "250ms": the units a definition is written in.
-std::string DurationText(absl::Duration d) {
-  if (d == absl::ZeroDuration()) return "0s";
-  if (d < absl::ZeroDuration()) return absl::StrCat("-", DurationText(-d));
-  std::string out;
-  const std::pair<absl::Duration, const char*> units[] = {{absl::Hours(24), "d"},
-                                                          {absl::Hours(1), "h"},
-                                                          {absl::Minutes(1), "m"},
-                                                          {absl::Seconds(1), "s"},
-                                                          {absl::Milliseconds(1), "ms"}};
-  for (const auto& [unit, name] : units) {
-    const int64_t n = absl::IDivDuration(d, unit, &d);
-    if (n > 0) absl::StrAppend(&out, n, name);
-  }
-  return out.empty() ? "<1ms" : out;
 }
 
 std::string Number(double v) { return absl::StrFormat("%g", v); }
@@ -261,7 +245,7 @@ void PrintStatusText(const HistoryFile& file, const LoopHistory::ReadResult& rea
   for (size_t i = first; i < runs.size(); ++i) {
     const RunSummary& r = runs[i];
     std::printf("  %-5lld %-19s %-10s %-8s %-9s %-20s %s\n", static_cast<long long>(r.run),
-                TimeText(r.started).c_str(), DurationText(r.ended - r.started).c_str(),
+                TimeText(r.started).c_str(), LoopDurationText(r.ended - r.started).c_str(),
                 Version(r.champion).c_str(), Version(r.candidate).c_str(), r.outcome_text.c_str(),
                 Shorten(r.detail, 100).c_str());
   }
@@ -374,153 +358,6 @@ int RunStatus(const LoopOptions& opt) {
   return 0;
 }
 
-// ---- check ----
-
-std::string TriggerText(const lifecycle::LoopTrigger& t) {
-  std::vector<std::string> parts;
-  if (t.new_labels) parts.push_back(absl::StrCat("new_labels ", *t.new_labels));
-  if (t.every) parts.push_back(absl::StrCat("every ", DurationText(*t.every)));
-  if (t.drift_psi) parts.push_back(absl::StrCat("drift_psi ", Number(*t.drift_psi)));
-  parts.push_back(absl::StrCat("min_interval ", DurationText(t.min_interval)));
-  return absl::StrJoin(parts, ", ");
-}
-
-std::string RolloutText(const lifecycle::LoopRollout& r) {
-  using lifecycle::LoopRolloutPolicy;
-  std::vector<std::string> parts = {lifecycle::LoopRolloutPolicyName(r.policy)};
-  if (r.policy == LoopRolloutPolicy::kShadow) {
-    parts.push_back(absl::StrCat("shadow_fraction ", Number(r.shadow_fraction)));
-  } else {
-    parts.push_back(absl::StrCat("weight ", Number(r.weight)));
-  }
-  if (r.policy == LoopRolloutPolicy::kAbTest) {
-    parts.push_back(absl::StrCat("sticky_parameter ", r.sticky_parameter));
-  }
-  parts.push_back(absl::StrCat("healthy_for ", DurationText(r.healthy_for)));
-  parts.push_back(absl::StrCat("min_requests ", r.min_requests));
-  parts.push_back(absl::StrCat("max_error_rate ", Number(r.max_error_rate)));
-  if (r.max_p99_ms) parts.push_back(absl::StrCat("max_p99_ms ", Number(*r.max_p99_ms)));
-  if (r.max_disagreement) {
-    parts.push_back(absl::StrCat("max_disagreement ", Number(*r.max_disagreement)));
-  }
-  if (r.max_quality_drop) {
-    parts.push_back(absl::StrCat("max_quality_drop ", Number(*r.max_quality_drop)));
-  }
-  parts.push_back(absl::StrCat("alias ", r.alias));
-  return absl::StrJoin(parts, ", ");
-}
-
-void PrintDefinition(const LoopDefinition& d) {
-  std::printf("%s (%s): retrains model %s\n", d.name.c_str(), d.source_file.c_str(),
-              d.model.c_str());
-  std::printf("  trigger:  %s\n", TriggerText(d.trigger).c_str());
-  std::printf("  data:     window %s, holdout %s, min_rows %lld\n",
-              DurationText(d.data.window).c_str(), Number(d.data.holdout).c_str(),
-              static_cast<long long>(d.data.min_rows));
-  std::printf("  train:    %s\n", absl::StrJoin(d.train.command, " ").c_str());
-  std::printf("            timeout %s, model_file %s", DurationText(d.train.timeout).c_str(),
-              d.train.model_file.c_str());
-  if (!d.train.env.empty()) {
-    std::printf(", env %s", absl::StrJoin(d.train.env, " ", absl::PairFormatter("=")).c_str());
-  }
-  std::printf("\n");
-  std::printf("  evaluate: %s, margin %s (%s is better)\n",
-              lifecycle::GateMetricName(d.evaluate.metric), Number(d.evaluate.margin).c_str(),
-              lifecycle::HigherIsBetter(d.evaluate.metric) ? "higher" : "lower");
-  std::printf("  rollout:  %s\n", RolloutText(d.rollout).c_str());
-}
-
-template <typename W>
-void WriteDefinitionJson(W& w, const LoopDefinition& d) {
-  auto duration = [&](const char* key, absl::Duration v) {
-    w.Key(key);
-    Str(w, DurationText(v));
-  };
-  w.StartObject();
-  w.Key("name");
-  Str(w, d.name);
-  w.Key("model");
-  Str(w, d.model);
-  w.Key("source_file");
-  Str(w, d.source_file);
-  w.Key("trigger");
-  w.StartObject();
-  if (d.trigger.new_labels) {
-    w.Key("new_labels");
-    w.Int64(*d.trigger.new_labels);
-  }
-  if (d.trigger.every) duration("every", *d.trigger.every);
-  if (d.trigger.drift_psi) {
-    w.Key("drift_psi");
-    w.Double(*d.trigger.drift_psi);
-  }
-  duration("min_interval", d.trigger.min_interval);
-  w.EndObject();
-  w.Key("data");
-  w.StartObject();
-  duration("window", d.data.window);
-  w.Key("holdout");
-  w.Double(d.data.holdout);
-  w.Key("min_rows");
-  w.Int64(d.data.min_rows);
-  w.EndObject();
-  w.Key("train");
-  w.StartObject();
-  w.Key("command");
-  w.StartArray();
-  for (const std::string& arg : d.train.command) Str(w, arg);
-  w.EndArray();
-  duration("timeout", d.train.timeout);
-  w.Key("model_file");
-  Str(w, d.train.model_file);
-  w.Key("env");
-  w.StartObject();
-  for (const auto& [k, v] : d.train.env) {
-    Str(w, k);
-    Str(w, v);
-  }
-  w.EndObject();
-  w.EndObject();
-  w.Key("evaluate");
-  w.StartObject();
-  w.Key("metric");
-  w.String(lifecycle::GateMetricName(d.evaluate.metric));
-  w.Key("margin");
-  w.Double(d.evaluate.margin);
-  w.EndObject();
-  const lifecycle::LoopRollout& r = d.rollout;
-  w.Key("rollout");
-  w.StartObject();
-  w.Key("policy");
-  w.String(lifecycle::LoopRolloutPolicyName(r.policy));
-  w.Key("weight");
-  w.Double(r.weight);
-  w.Key("sticky_parameter");
-  Str(w, r.sticky_parameter);
-  w.Key("shadow_fraction");
-  w.Double(r.shadow_fraction);
-  duration("healthy_for", r.healthy_for);
-  w.Key("min_requests");
-  w.Int64(r.min_requests);
-  w.Key("max_error_rate");
-  w.Double(r.max_error_rate);
-  auto optional = [&](const char* key, const std::optional<double>& v) {
-    w.Key(key);
-    if (v) {
-      w.Double(*v);
-    } else {
-      w.Null();
-    }
-  };
-  optional("max_p99_ms", r.max_p99_ms);
-  optional("max_disagreement", r.max_disagreement);
-  optional("max_quality_drop", r.max_quality_drop);
-  w.Key("alias");
-  Str(w, r.alias);
-  w.EndObject();
-  w.EndObject();
-}
-
 int RunCheck(const LoopOptions& opt) {
   std::error_code ec;
   std::vector<LoopDefinition> defs;
@@ -534,21 +371,12 @@ int RunCheck(const LoopOptions& opt) {
     defs.push_back(*std::move(read));
   }
   if (opt.json) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
-    w.SetIndent(' ', 2);
-    w.StartObject();
-    w.Key("loops");
-    w.StartArray();
-    for (const LoopDefinition& d : defs) WriteDefinitionJson(w, d);
-    w.EndArray();
-    w.EndObject();
-    std::printf("%s\n", buffer.GetString());
+    std::printf("%s\n", LoopDefinitionsJson(defs).c_str());
     return 0;
   }
   for (size_t i = 0; i < defs.size(); ++i) {
     if (i > 0) std::printf("\n");
-    PrintDefinition(defs[i]);
+    std::printf("%s", LoopDefinitionText(defs[i]).c_str());
   }
   std::printf("%s%zu loop definition%s OK\n", defs.empty() ? "" : "\n", defs.size(),
               defs.size() == 1 ? "" : "s");
