@@ -60,12 +60,13 @@ def fraud_events():
     ev.append(event(2, "trigger", "ok", 10, "500 new labels", 2))
     ev.append(event(2, "evaluate", "ok", 11, "", 2, 3))
     ev.append(event(2, "gate", "failed", 12, "candidate auc 0.80 is not 0.01 above 0.93", 2, 3))
-    ev.append(event(2, "done", "ok", 13, "", 2, 3))
+    ev.append(event(2, "retire", "ok", 13, "version 3 archived", 2, 3))
+    ev.append(event(2, "done", "failed", 13, "stopped_at_gate", 2, 3))
     # 3: the training command failed
     ev.append(event(3, "trigger", "ok", 20, "every 24h", 2))
     ev.append(event(3, "train", "started", 21, "", 2))
     ev.append(event(3, "train", "failed", 22, "exit code 3: ValueError: no rows", 2))
-    ev.append(event(3, "done", "failed", 23, "", 2))
+    ev.append(event(3, "done", "failed", 23, "failed", 2))
     # 4: rolled back during its canary
     ev.append(event(4, "trigger", "ok", 30, "", 2))
     ev.append(event(4, "canary", "started", 31, "weight 0.1", 2, 5))
@@ -84,7 +85,8 @@ def test_status(repo):
                   [event(1, "trigger", "ok", 0, loop="rank-nightly", model="rank"),
                    event(1, "export", "skipped", 1, "120 labelled rows, fewer than min_rows 200",
                          loop="rank-nightly", model="rank"),
-                   event(1, "done", "ok", 2, loop="rank-nightly", model="rank")])
+                   event(1, "done", "failed", 2, "not_enough_data", loop="rank-nightly",
+                         model="rank")])
     os.makedirs(os.path.join(repo, "idle", "1"))  # a model without loops
 
     p = run("status", "--model-repository", repo)
@@ -122,6 +124,11 @@ def test_status(repo):
     evaluate = [s for s in fr["runs"][0]["steps"] if s["step"] == "evaluate"][0]
     check(evaluate["figures"] == {"candidate_auc": 0.93, "champion_auc": 0.81}, "figures")
     check(fr["history_file"].endswith("fraud/.flywheel/loop-fraud-retrain.jsonl"), "history path")
+
+    rank = loops["rank-nightly"]["runs"][0]
+    check(rank["outcome"] == "not_enough_data", "the done step's outcome word: %s" % rank["outcome"])
+    check(rank["outcome_text"] == "skipped at export" and rank["step"] == "export",
+          "rank text %s" % rank["outcome_text"])
 
     p = run("status", "--model-repository", repo, "--loop", "fraud-retrain", "--last", "2",
             "--json")

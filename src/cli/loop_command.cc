@@ -186,6 +186,17 @@ void Summarise(RunSummary& r, bool newer_run_exists) {
           absl::StrCat(newer_run_exists ? "interrupted at " : "running: ", decisive->step);
     }
   }
+  // The loop's own outcome word (the `done` step's detail: promoted, stopped_at_gate,
+  // not_enough_data, ...) is what GET /v1/loops and the metrics say; it wins over the derived one.
+  if (const LoopEvent* end = find("done", {"ok", "failed", "skipped"}); end != nullptr) {
+    const bool word = !end->detail.empty() &&
+                      std::all_of(end->detail.begin(), end->detail.end(),
+                                  [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    if (word) {
+      r.outcome = end->detail;
+      if (decisive == end) r.outcome_text = absl::StrReplaceAll(end->detail, {{"_", " "}});
+    }
+  }
   r.step = decisive->step;
   r.detail = decisive->detail;
   for (const LoopEvent& e : r.events) {
