@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/http/http_message.h"
+#include "api/http/testing/handler_call.h"
 #include "features/service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -49,12 +50,7 @@ views:
     aggregations: {clicks_1d: "count over 1d, every 1h"}
 )";
 
-struct Result {
-  int status = 0;
-  std::string body;
-  std::string allow;
-  rapidjson::Document json;
-};
+using Result = http::testing_util::HandlerResult;
 
 class FeaturesHandlerTest : public ::testing::Test {
  protected:
@@ -85,26 +81,8 @@ class FeaturesHandlerTest : public ::testing::Test {
 
   Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "",
               const std::string& content_encoding = "") {
-    http::Request request{method, target, 11};
-    if (!content_encoding.empty()) request.set("Content-Encoding", content_encoding);
-    if (!body.empty()) {
-      request.body() = std::make_shared<http::BodyBytes>(body.size(), 0);
-      request.body()->Append(body.data(), body.size());
-    }
-    std::promise<http::Reply> promise;
-    std::future<http::Reply> future = promise.get_future();
-    auto shared = std::make_shared<std::promise<http::Reply>>(std::move(promise));
-    handler_->Handle(std::move(request),
-                     [shared](http::Reply reply) { shared->set_value(std::move(reply)); });
-    http::Reply reply = future.get();
-    Result r;
-    r.status = static_cast<int>(reply.status);
-    r.body = reply.body.text;
-    for (const auto& [name, value] : reply.headers) {
-      if (name == "Allow") r.allow = value;
-    }
-    r.json.Parse(r.body.c_str());
-    return r;
+    return http::testing_util::CallHandler(*handler_, method, target, body,
+                                           {{"Content-Encoding", content_encoding}});
   }
   Result Post(const std::string& target, const std::string& body,
               const std::string& content_encoding = "") {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "api/http/http_message.h"
+#include "api/http/testing/handler_call.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "monitor/monitoring.h"
@@ -23,12 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct Response {
-  int status = 0;
-  std::string body;
-  std::string allow;
-  rapidjson::Document json;
-};
+using Response = http::testing_util::HandlerResult;
 
 class MonitorHandlerTest : public ::testing::Test {
  protected:
@@ -94,22 +90,7 @@ class MonitorHandlerTest : public ::testing::Test {
   }
 
   Response Call(http::bhttp::verb method, const std::string& target, const std::string& body = "") {
-    http::Request request{method, target, 11};
-    if (!body.empty()) {
-      request.body() = std::make_shared<http::BodyBytes>(body.size(), 0);
-      request.body()->Append(body.data(), body.size());
-    }
-    std::promise<http::Reply> promise;
-    handler_->Handle(std::move(request),
-                     [&promise](http::Reply r) { promise.set_value(std::move(r)); });
-    http::Reply reply = promise.get_future().get();
-    Response r;
-    r.status = static_cast<int>(reply.status);
-    r.body = reply.body.text;
-    for (const auto& [k, v] : reply.headers) {
-      if (k == "Allow") r.allow = v;
-    }
-    r.json.Parse(r.body.c_str());
+    Response r = http::testing_util::CallHandler(*handler_, method, target, body);
     EXPECT_FALSE(r.json.HasParseError()) << r.body;
     return r;
   }

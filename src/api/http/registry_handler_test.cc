@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "api/http/http_message.h"
+#include "api/http/testing/handler_call.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/registry.h"
@@ -21,13 +22,7 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = 0;
-  std::string body;
-  std::string allow;
-  std::string www_authenticate;
-  rapidjson::Document json;
-};
+using Result = http::testing_util::HandlerResult;
 
 class RegistryHandlerTest : public ::testing::Test {
  protected:
@@ -61,26 +56,8 @@ class RegistryHandlerTest : public ::testing::Test {
 
   Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "",
               const std::string& authorization = "") {
-    http::Request request{method, target, 11};
-    if (!authorization.empty()) request.set("Authorization", authorization);
-    if (!body.empty()) {
-      request.body() = std::make_shared<http::BodyBytes>(body.size(), 0);
-      request.body()->Append(body.data(), body.size());
-    }
-    auto promise = std::make_shared<std::promise<http::Reply>>();
-    std::future<http::Reply> future = promise->get_future();
-    handler_->Handle(std::move(request),
-                     [promise](http::Reply reply) { promise->set_value(std::move(reply)); });
-    http::Reply reply = future.get();
-    Result r;
-    r.status = static_cast<int>(reply.status);
-    r.body = reply.body.text;
-    for (const auto& [name, value] : reply.headers) {
-      if (name == "Allow") r.allow = value;
-      if (name == "WWW-Authenticate") r.www_authenticate = value;
-    }
-    r.json.Parse(r.body.c_str());
-    return r;
+    return http::testing_util::CallHandler(*handler_, method, target, body,
+                                           {{"Authorization", authorization}});
   }
   Result Get(const std::string& target) { return Call(http::bhttp::verb::get, target); }
   Result Post(const std::string& target, const std::string& body = "",

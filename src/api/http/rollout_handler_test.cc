@@ -3,14 +3,12 @@
 // and the statuses of bad calls.
 #include "api/http/rollout_handler.h"
 
-#include <filesystem>
-#include <fstream>
-#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "api/http/http_message.h"
+#include "api/http/testing/handler_call.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lifecycle/registry.h"
@@ -18,67 +16,25 @@
 #include "monitor/metrics.h"
 #include "rapidjson/document.h"
 #include "serving/server.h"
+#include "serving/testing/server_fixture.h"
 
 namespace flywheel::api {
 namespace {
 
 using ::testing::HasSubstr;
-namespace fs = std::filesystem;
 
-const char kConfig[] = R"pb(
-  name: "simple"
-  platform: "onnxruntime_onnx"
-  max_batch_size: 8
-  version_policy { all {} } input
-  [ {
-    name: "INPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "INPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }] output
-  [ {
-    name: "OUTPUT0"
-    data_type: TYPE_INT32
-    dims: [ 16 ]
-  }
-    , {
-      name: "OUTPUT1"
-      data_type: TYPE_INT32
-      dims: [ 16 ]
-    }]
-)pb";
-
-struct Result {
-  int status = 0;
-  std::string body;
-  std::string allow;
-  rapidjson::Document json;
-};
+using Result = http::testing_util::HandlerResult;
 
 class RolloutHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/flywheel-rollout-handler-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    root_ = pattern;
-    const char* src = std::getenv("FLYWHEEL_SOURCE_DIR");
-    const fs::path model = fs::path(src ? src : ".") / "examples/models/simple/1/model.onnx";
-    for (int v : {1, 2}) {
-      const fs::path dir = fs::path(root_) / "simple" / std::to_string(v);
-      fs::create_directories(dir);
-      fs::copy_file(model, dir / "model.onnx");
-    }
-    std::ofstream(fs::path(root_) / "simple" / "config.pbtxt") << kConfig;
+    repo_.AddSimple("simple", {1, 2}, "version_policy { all {} }\n");
     serving::ServerOptions options;
-    options.model_repositories = {root_};
+    options.model_repositories = {repo_.string()};
     auto server = serving::Server::Create(options, &metrics_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    auto registry = lifecycle::Registry::Open(root_);
+    auto registry = lifecycle::Registry::Open(repo_.string());
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = *std::move(registry);
     lifecycle::RolloutOptions rollout_options;
@@ -93,8 +49,6 @@ class RolloutHandlerTest : public ::testing::Test {
     handler_.reset();
     controller_.reset();
     server_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
   }
 
   void MakeHandler(const std::string& token) {
@@ -106,25 +60,8 @@ class RolloutHandlerTest : public ::testing::Test {
 
   Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "",
               const std::string& authorization = "") {
-    http::Request request{method, target, 11};
-    if (!authorization.empty()) request.set("Authorization", authorization);
-    if (!body.empty()) {
-      request.body() = std::make_shared<http::BodyBytes>(body.size(), 0);
-      request.body()->Append(body.data(), body.size());
-    }
-    auto promise = std::make_shared<std::promise<http::Reply>>();
-    std::future<http::Reply> future = promise->get_future();
-    handler_->Handle(std::move(request),
-                     [promise](http::Reply reply) { promise->set_value(std::move(reply)); });
-    http::Reply reply = future.get();
-    Result r;
-    r.status = static_cast<int>(reply.status);
-    r.body = reply.body.text;
-    for (const auto& [name, value] : reply.headers) {
-      if (name == "Allow") r.allow = value;
-    }
-    r.json.Parse(r.body.c_str());
-    return r;
+    return http::testing_util::CallHandler(*handler_, method, target, body,
+                                           {{"Authorization", authorization}});
   }
   Result Get(const std::string& target) { return Call(http::bhttp::verb::get, target); }
   Result Post(const std::string& target, const std::string& body = "",
@@ -138,7 +75,7 @@ class RolloutHandlerTest : public ::testing::Test {
                          "max_p99_ms": 250},
           "promote_after_secs": 600, "by": "alice", "note": "new data"})";
 
-  std::string root_;
+  serving::testing_util::ModelRepo repo_;
   monitor::Registry metrics_;
   std::unique_ptr<serving::Server> server_;
   std::unique_ptr<lifecycle::Registry> registry_;
