@@ -80,7 +80,8 @@ Fixture& Shared() {
 }
 
 // range(0): 0 monitoring off (drift off, no log), 1 drift only, 2 drift + 100% log with zstd at
-// level range(1) (the log's default, 1, or a faster negative level: larger files, less CPU).
+// level range(1) (1, or the default -1: larger files, less CPU), written with direct I/O when
+// range(2) is 1 (the default) or through the page cache when 0.
 void BM_Observe(benchmark::State& state) {
   Fixture& f = Shared();
   const int mode = static_cast<int>(state.range(0));
@@ -90,6 +91,7 @@ void BM_Observe(benchmark::State& state) {
     options.log_dir = f.dir + "/log-" + std::to_string(state.thread_index());
     options.log_sample_rate = 1;
     options.log_options.zstd_level = static_cast<int>(state.range(1));
+    options.log_options.direct_io = state.range(2) != 0;
   }
   auto monitoring = Monitoring::Create(options);
   auto vm = (*monitoring)->OnVersionLoaded(f.info);
@@ -112,7 +114,7 @@ void BM_Observe(benchmark::State& state) {
   state.counters["process_cpu_ns_per_request"] =
       benchmark::Counter(cpu * 1e9 / static_cast<double>(i));
   if (log != nullptr) {
-    const PredictionLogStats s = log->Stats();
+    const LogStats s = log->Stats();
     state.counters["log_dropped"] = benchmark::Counter(static_cast<double>(s.dropped));
     state.counters["log_bytes_per_record"] = benchmark::Counter(
         s.written > 0 ? static_cast<double>(s.bytes_written) / static_cast<double>(s.written) : 0);
@@ -121,11 +123,12 @@ void BM_Observe(benchmark::State& state) {
   monitoring->reset();
 }
 BENCHMARK(BM_Observe)
-    ->ArgNames({"mode", "zstd_level"})
-    ->Args({0, 1})
-    ->Args({1, 1})
-    ->Args({2, 1})
-    ->Args({2, -1})
+    ->ArgNames({"mode", "zstd_level", "direct_io"})
+    ->Args({0, 1, 1})
+    ->Args({1, 1, 1})
+    ->Args({2, 1, 1})
+    ->Args({2, -1, 0})
+    ->Args({2, -1, 1})
     ->UseRealTime();
 
 }  // namespace

@@ -174,6 +174,7 @@ LabelLog::LabelLog(LabelLogOptions options) : options_(std::move(options)) {
   writer_options_.queue_capacity = options_.queue_capacity;
   writer_options_.flush_interval = options_.flush_interval;
   writer_options_.zstd_level = options_.zstd_level;
+  writer_options_.direct_io = options_.direct_io;
   writer_options_.clock = options_.clock;
   writer_options_.before_write = options_.before_write;
   writer_ = std::make_unique<LogFileWriter>(writer_options_, &pending_, "label log");

@@ -59,6 +59,8 @@ struct LabelLogOptions {
   // Accepted labels are written at least this often.
   absl::Duration flush_interval = absl::Seconds(1);
   int zstd_level = 3;
+  // As in PredictionLogOptions: O_DIRECT writes padded to 4 KiB where the file system allows.
+  bool direct_io = true;
   // Tests only, as in PredictionLogOptions.
   std::function<absl::Time()> clock;
   std::function<absl::Status(const std::string& path)> before_write;

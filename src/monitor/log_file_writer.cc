@@ -5,7 +5,9 @@
 #include <zstd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -32,6 +34,28 @@ bool WriteFully(int fd, const char* data, size_t size) {
   return true;
 }
 
+// Direct I/O writes whole blocks from aligned memory; 4 KiB suits 512-byte and 4 KiB devices.
+constexpr size_t kBlock = 4096;
+// zstd skippable frames: a magic number in [0x184D2A50, 0x184D2A5F], the payload size, payload.
+constexpr uint32_t kSkippableMagic = 0x184D2A50;
+constexpr size_t kSkippableHeader = 8;
+
+void PutLittleEndian32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// Pads `size` bytes at `data` up to the next block boundary with one skippable frame (whose
+// header needs 8 bytes, so a gap smaller than that takes one more block); returns the new size.
+size_t PadToBlock(char* data, size_t size) {
+  size_t pad = (kBlock - size % kBlock) % kBlock;
+  if (pad == 0) return size;
+  if (pad < kSkippableHeader) pad += kBlock;
+  PutLittleEndian32(data + size, kSkippableMagic);
+  PutLittleEndian32(data + size + 4, static_cast<uint32_t>(pad - kSkippableHeader));
+  std::memset(data + size + kSkippableHeader, 0, pad - kSkippableHeader);
+  return size + pad;
+}
+
 }  // namespace
 
 LogFileWriter::LogFileWriter(const PredictionLogOptions& options, std::atomic<int64_t>* pending,
@@ -45,6 +69,7 @@ LogFileWriter::LogFileWriter(const PredictionLogOptions& options, std::atomic<in
 LogFileWriter::~LogFileWriter() {
   CloseAll();
   ZSTD_freeCCtx(cctx_);
+  std::free(frame_);
 }
 
 absl::Time LogFileWriter::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
@@ -104,9 +129,19 @@ void LogFileWriter::WriteAll() {
 
 void LogFileWriter::WriteFrame(Stream& s) {
   if (s.records == 0) return;
-  frame_.resize(ZSTD_compressBound(s.buffer.size()));
-  const size_t size =
-      ZSTD_compress2(cctx_, frame_.data(), frame_.size(), s.buffer.data(), s.buffer.size());
+  // Room for the frame and its padding (at most one block and a skippable header more).
+  const size_t needed = ZSTD_compressBound(s.buffer.size()) + 2 * kBlock;
+  if (needed > frame_capacity_) {
+    std::free(frame_);
+    frame_capacity_ = (needed + kBlock - 1) / kBlock * kBlock;
+    frame_ = static_cast<char*>(std::aligned_alloc(kBlock, frame_capacity_));
+    if (frame_ == nullptr) {
+      frame_capacity_ = 0;
+      Fail(s, absl::StrCat("allocating ", needed, " bytes to compress ", Describe(s)));
+      return;
+    }
+  }
+  size_t size = ZSTD_compress2(cctx_, frame_, frame_capacity_, s.buffer.data(), s.buffer.size());
   if (ZSTD_isError(size)) {
     Fail(s, absl::StrCat("compressing ", Describe(s), ": ", ZSTD_getErrorName(size)));
     return;
@@ -128,7 +163,8 @@ void LogFileWriter::WriteFrame(Stream& s) {
       return;
     }
   }
-  if (!WriteFully(s.fd, frame_.data(), size)) {
+  if (s.direct) size = PadToBlock(frame_, size);
+  if (!WriteFully(s.fd, frame_, size)) {
     const int err = errno;
     // Cut a partial frame off, so that frames appended later stay readable; then start a new
     // file next time, in case this one is what went wrong.
@@ -185,8 +221,17 @@ bool LogFileWriter::OpenFile(Stream& s, std::string* error) {
   for (int attempt = 0; attempt < 1000; ++attempt) {
     const std::string path =
         (std::filesystem::path(s.dir) / LogFileName(now, s.next_seq++)).string();
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC;
+    const bool direct = options_.direct_io && try_direct_;
+    int fd = ::open(path.c_str(), flags | (direct ? O_DIRECT : 0), 0644);
+    if (fd < 0 && direct && errno == EINVAL) {
+      // The file system refuses O_DIRECT (tmpfs) after creating the file: write buffered.
+      ::unlink(path.c_str());
+      try_direct_ = false;
+      fd = ::open(path.c_str(), flags, 0644);
+    }
     if (fd >= 0) {
+      s.direct = direct && try_direct_;
       s.fd = fd;
       s.path = path;
       s.file_bytes = 0;

@@ -64,6 +64,7 @@ class LogFileWriter {
     int64_t file_bytes = 0;
     absl::Time opened;
     int64_t next_seq = 0;
+    bool direct = false;  // fd was opened with O_DIRECT
   };
 
   Stream& StreamFor(const PredictionRecord& record);
@@ -81,7 +82,11 @@ class LogFileWriter {
   std::atomic<int64_t>* const pending_;
   const std::string name_;
   ZSTD_CCtx_s* cctx_ = nullptr;
-  std::string frame_;
+  // Compressed frames are built here: 4 KiB-aligned, as O_DIRECT writes need.
+  char* frame_ = nullptr;
+  size_t frame_capacity_ = 0;
+  // Cleared once the file system refuses O_DIRECT, so that later files do not try again.
+  bool try_direct_ = true;
   absl::flat_hash_map<std::pair<std::string, int64_t>, std::unique_ptr<Stream>> streams_;
   Stream* last_ = nullptr;  // most records come in runs of one model version
   int64_t buffered_records_ = 0;

@@ -23,9 +23,10 @@ using testing_util::TempDir;
 const absl::Time kStart = absl::FromUnixSeconds(1714564800);  // 2024-05-01T12:00:00Z
 
 // Writes `records` with one frame per record (so that damage can be aimed at one record).
-void WriteLog(const std::string& dir, std::vector<PredictionRecord> records,
-              size_t frame_bytes = 1) {
-  auto log = PredictionLog::Create({.dir = dir, .frame_bytes = frame_bytes});
+void WriteLog(const std::string& dir, std::vector<PredictionRecord> records, size_t frame_bytes = 1,
+              bool direct_io = true) {
+  auto log =
+      PredictionLog::Create({.dir = dir, .frame_bytes = frame_bytes, .direct_io = direct_io});
   ASSERT_TRUE(log.ok()) << log.status();
   for (auto& r : records) ASSERT_TRUE((*log)->Submit(std::move(r)));
   (*log)->Close();
@@ -104,6 +105,32 @@ TEST_F(LogReaderFilterTest, IgnoresFilesAndFoldersThatAreNotTheLogs) {
   EXPECT_EQ(read.stats.ignored_files, 1);
 }
 
+// Direct I/O pads every write to 4 KiB with a zstd skippable frame: the reader skips the
+// padding without counting it, and a write torn by a kill reads as a truncated frame.
+TEST(LogReaderTest, DirectIoPaddingIsSkippedAndATornWriteIsCounted) {
+  TempDir dir;
+  std::vector<PredictionRecord> records;
+  for (int i = 0; i < 5; ++i) records.push_back(MakeRecord("m", 1, i, kStart));
+  WriteLog(dir.path(), std::move(records), /*frame_bytes=*/1, /*direct_io=*/true);
+  const auto files = LogFiles(dir.path());
+  ASSERT_EQ(files.size(), 1u);
+  const auto size = std::filesystem::file_size(files[0]);
+  // One record a frame, each frame padded to a block of its own (the test folder is on a file
+  // system with O_DIRECT, as the project's machines are; tmpfs would write unpadded).
+  EXPECT_EQ(size, 5u * 4096u);
+  ReadResult read = ReadAll(dir.path());
+  EXPECT_EQ(Ids(read), (std::vector<std::string>{"req-0", "req-1", "req-2", "req-3", "req-4"}));
+  EXPECT_EQ(read.stats.frames, 5);
+  EXPECT_EQ(read.stats.truncated_frames, 0);
+  EXPECT_TRUE(read.stats.problems.empty());
+  // Keep only the first 100 bytes of the last block: the fifth frame is cut.
+  std::filesystem::resize_file(files[0], 4u * 4096u + 100u);
+  read = ReadAll(dir.path());
+  EXPECT_EQ(Ids(read), (std::vector<std::string>{"req-0", "req-1", "req-2", "req-3"}));
+  EXPECT_EQ(read.stats.frames, 4);
+  EXPECT_EQ(read.stats.truncated_frames, 1);
+}
+
 TEST(LogReaderTest, MissingFolderIsAnError) {
   LogReaderOptions o;
   o.dir = "/nonexistent/flywheel/log";
@@ -116,7 +143,8 @@ TEST(LogReaderTest, TruncatedLastFrameIsSkippedAndCounted) {
   TempDir dir;
   std::vector<PredictionRecord> records;
   for (int i = 0; i < 5; ++i) records.push_back(MakeRecord("m", 1, i, kStart));
-  WriteLog(dir.path(), std::move(records));
+  // Buffered: the file ends with the last frame's bytes, not direct I/O's padding.
+  WriteLog(dir.path(), std::move(records), /*frame_bytes=*/1, /*direct_io=*/false);
   const auto files = LogFiles(dir.path());
   ASSERT_EQ(files.size(), 1u);
   // Cut into the last of the five frames, as a kill -9 in the middle of a write would.
