@@ -11,10 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/status.h"
+#include "core/tensor_values.h"
 #include "model_config.pb.h"
 #include "monitor/csv_table.h"
 #include "monitor/monitoring.h"
-#include "monitor/tensor_values.h"
 #include "serving/server.h"
 
 namespace flywheel::lifecycle {
@@ -216,7 +216,7 @@ absl::StatusOr<Evaluation> EvaluateVersion(serving::Server& server, const std::s
     }
     const Tensor& out = response->outputs.front().data;
     const int64_t out_width = out.NumElements() / std::max<int64_t>(n, 1);
-    const bool numeric = monitor::internal::VisitNumeric(out, [&](auto get) {
+    const bool numeric = VisitNumeric(out, [&](auto get) {
       for (int64_t r = 0; r < n; ++r) {
         prediction.clear();
         for (int64_t k = 0; k < out_width; ++k) {

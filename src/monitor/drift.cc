@@ -8,9 +8,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/tensor_values.h"
 #include "monitor/drift_stats.h"
 #include "monitor/hyperloglog.h"
-#include "monitor/tensor_values.h"
 
 namespace flywheel::monitor {
 namespace {
@@ -223,7 +223,7 @@ void DriftMonitor::AddRows(Bucket& bucket, absl::Span<const Tensor* const> found
       }
       continue;
     }
-    const bool numeric = internal::VisitNumeric(*t, [&](auto get) {
+    const bool numeric = VisitNumeric(*t, [&](auto get) {
       char buffer[32];
       for (int64_t i = first; i < first + count; ++i) {
         const int64_t r = row_of(i);

@@ -9,7 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "monitor/tensor_values.h"
+#include "core/tensor_values.h"
 
 namespace flywheel::monitor {
 namespace {
@@ -174,7 +174,7 @@ absl::StatusOr<std::vector<FeatureProfile>> ProfileTensor(
       for (int64_t r = 0; r < rows; ++r) strings.push_back(tensor.strings()[r * columns + j]);
       f = ProfileStrings(std::move(name), strings, options);
     } else {
-      bool ok = internal::VisitNumeric(tensor, [&](auto get) {
+      bool ok = VisitNumeric(tensor, [&](auto get) {
         for (int64_t r = 0; r < rows; ++r) numbers[r] = get(r * columns + j);
       });
       if (!ok) {

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/tensor_values.h"
 #include "monitor/hyperloglog.h"
-#include "monitor/tensor_values.h"
 
 namespace flywheel::monitor {
 namespace {
@@ -153,7 +153,7 @@ absl::Status LabelJoiner::RecordOutput(QualityWindow* window, absl::string_view 
   const int64_t width = output.NumElements() / rows;
   if (width <= 0) return absl::OkStatus();
   Prediction values;
-  const bool numeric = internal::VisitNumeric(output, [&](auto get) {
+  const bool numeric = VisitNumeric(output, [&](auto get) {
     for (int64_t r = 0; r < rows; ++r) {
       values.clear();
       for (int64_t k = 0; k < width; ++k) values.push_back(static_cast<float>(get(r * width + k)));

@@ -1,5 +1,6 @@
-// Internal to the monitor module: reads the elements of a tensor of any numeric element type as
-// doubles (FP16 and BF16 included), so that profiling and drift share one conversion.
+// Reads the elements of a tensor of any numeric element type as doubles (FP16 and BF16
+// included), so that monitoring (profiles, drift, quality), loop evaluation and shadow
+// comparison share one conversion.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +8,7 @@
 
 #include "core/tensor.h"
 
-namespace flywheel::monitor::internal {
+namespace flywheel {
 
 inline float Bf16ToFloat(uint16_t bits) {
   const uint32_t word = static_cast<uint32_t>(bits) << 16;
@@ -101,4 +102,4 @@ bool VisitNumeric(const Tensor& t, Fn&& fn) {
   }
 }
 
-}  // namespace flywheel::monitor::internal
+}  // namespace flywheel
