@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 using Result = http::testing_util::HandlerResult;
 
-class RegistryHandlerTest : public ::testing::Test {
+class RegistryHandlerTest : public http::testing_util::HandlerTest {
  protected:
   void SetUp() override {
     char pattern[] = "/tmp/flywheel-registry-handler-XXXXXX";
@@ -54,23 +54,8 @@ class RegistryHandlerTest : public ::testing::Test {
     handler_ = MakeRegistryHandler({registries_[0].get(), registries_[1].get()}, options);
   }
 
-  Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "",
-              const std::string& authorization = "") {
-    return http::testing_util::CallHandler(*handler_, method, target, body,
-                                           {{"Authorization", authorization}});
-  }
-  Result Get(const std::string& target) { return Call(http::bhttp::verb::get, target); }
-  Result Post(const std::string& target, const std::string& body = "",
-              const std::string& authorization = "") {
-    return Call(http::bhttp::verb::post, target, body, authorization);
-  }
-  Result Delete(const std::string& target, const std::string& body = "") {
-    return Call(http::bhttp::verb::delete_, target, body);
-  }
-
   std::string root_;
   std::vector<std::unique_ptr<lifecycle::Registry>> registries_;
-  std::shared_ptr<http::Handler> handler_;
 };
 
 TEST_F(RegistryHandlerTest, ListsModelsOfEveryRepository) {

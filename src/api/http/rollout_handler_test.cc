@@ -25,7 +25,7 @@ using ::testing::HasSubstr;
 
 using Result = http::testing_util::HandlerResult;
 
-class RolloutHandlerTest : public ::testing::Test {
+class RolloutHandlerTest : public http::testing_util::HandlerTest {
  protected:
   void SetUp() override {
     repo_.AddSimple("simple", {1, 2}, "version_policy { all {} }\n");
@@ -58,17 +58,6 @@ class RolloutHandlerTest : public ::testing::Test {
     handler_ = MakeRolloutHandler(controller_.get(), options);
   }
 
-  Result Call(http::bhttp::verb method, const std::string& target, const std::string& body = "",
-              const std::string& authorization = "") {
-    return http::testing_util::CallHandler(*handler_, method, target, body,
-                                           {{"Authorization", authorization}});
-  }
-  Result Get(const std::string& target) { return Call(http::bhttp::verb::get, target); }
-  Result Post(const std::string& target, const std::string& body = "",
-              const std::string& authorization = "") {
-    return Call(http::bhttp::verb::post, target, body, authorization);
-  }
-
   static constexpr char kCanary[] =
       R"({"policy": "canary", "stable": 1, "candidate": 2, "weight": 0.2,
           "thresholds": {"max_error_rate": 0.05, "min_requests": 50, "window_secs": 60,
@@ -80,7 +69,6 @@ class RolloutHandlerTest : public ::testing::Test {
   std::unique_ptr<serving::Server> server_;
   std::unique_ptr<lifecycle::Registry> registry_;
   std::unique_ptr<lifecycle::RolloutController> controller_;
-  std::shared_ptr<http::Handler> handler_;
 };
 
 TEST_F(RolloutHandlerTest, StartsShowsRollsBackAndClears) {

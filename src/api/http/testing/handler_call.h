@@ -1,6 +1,8 @@
 // Test-only (header-only): calls an api/http Handler directly, without a socket, and waits for its
-// reply, for the tests of the /v1 handlers.
+// reply, for the tests of the /v1 handlers; HandlerTest is a fixture with GET/POST/DELETE calls.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <future>
 #include <memory>
@@ -50,5 +52,26 @@ inline HandlerResult CallHandler(
   r.json.Parse(r.body.c_str());
   return r;
 }
+
+// A fixture whose tests call `handler_` (set by the test fixture) with an optional
+// `Authorization` header.
+class HandlerTest : public ::testing::Test {
+ protected:
+  HandlerResult Call(bhttp::verb method, const std::string& target, const std::string& body = "",
+                     const std::string& authorization = "") {
+    return CallHandler(*handler_, method, target, body, {{"Authorization", authorization}});
+  }
+  HandlerResult Get(const std::string& target) { return Call(bhttp::verb::get, target); }
+  HandlerResult Post(const std::string& target, const std::string& body = "",
+                     const std::string& authorization = "") {
+    return Call(bhttp::verb::post, target, body, authorization);
+  }
+  HandlerResult Delete(const std::string& target, const std::string& body = "",
+                       const std::string& authorization = "") {
+    return Call(bhttp::verb::delete_, target, body, authorization);
+  }
+
+  std::shared_ptr<Handler> handler_;
+};
 
 }  // namespace flywheel::api::http::testing_util
