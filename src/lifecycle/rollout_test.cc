@@ -101,6 +101,20 @@ class RolloutTest : public ::testing::Test {
     return spec;
   }
 
+  // The server splits "simple" between version 1 and version 2 (`candidate_weight`), with no
+  // stickiness and no shadow.
+  void ExpectCanarySplit(double candidate_weight) {
+    auto split = server_->GetTrafficSplit("simple");
+    ASSERT_TRUE(split.has_value());
+    ASSERT_EQ(split->arms.size(), 2u);
+    EXPECT_EQ(split->arms[0].version, 1);
+    EXPECT_DOUBLE_EQ(split->arms[0].weight, 1 - candidate_weight);
+    EXPECT_EQ(split->arms[1].version, 2);
+    EXPECT_DOUBLE_EQ(split->arms[1].weight, candidate_weight);
+    EXPECT_TRUE(split->sticky_parameter.empty());
+    EXPECT_EQ(split->shadow_version, 0);
+  }
+
   static bool HasEvent(const RolloutStatus& s, const std::string& kind, const std::string& text) {
     for (const RolloutEvent& e : s.events) {
       if (e.kind == kind && e.detail.find(text) != std::string::npos) return true;
@@ -120,15 +134,7 @@ TEST_F(RolloutTest, CanarySetsSplitAndWritesFile) {
   auto started = controller_->Start(Canary(0.25), author_);
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_EQ(started->state, RolloutState::kActive);
-  auto split = server_->GetTrafficSplit("simple");
-  ASSERT_TRUE(split.has_value());
-  ASSERT_EQ(split->arms.size(), 2u);
-  EXPECT_EQ(split->arms[0].version, 1);
-  EXPECT_DOUBLE_EQ(split->arms[0].weight, 0.75);
-  EXPECT_EQ(split->arms[1].version, 2);
-  EXPECT_DOUBLE_EQ(split->arms[1].weight, 0.25);
-  EXPECT_TRUE(split->sticky_parameter.empty());
-  EXPECT_EQ(split->shadow_version, 0);
+  ExpectCanarySplit(0.25);
 
   const std::string file = ReadFile(repo_.path() / "simple" / ".flywheel" / "rollout.json");
   EXPECT_THAT(file, HasSubstr("\"format\": \"flywheel.rollout/1\""));
@@ -171,13 +177,7 @@ TEST_F(RolloutTest, ErrorRateBreachRollsBack) {
   EXPECT_GE(status->figures.candidate_failed, failed);
   EXPECT_NE(status->ended, absl::InfinitePast());
 
-  auto split = server_->GetTrafficSplit("simple");
-  ASSERT_TRUE(split.has_value());
-  ASSERT_EQ(split->arms.size(), 2u);
-  EXPECT_EQ(split->arms[0].version, 1);
-  EXPECT_DOUBLE_EQ(split->arms[0].weight, 1);
-  EXPECT_EQ(split->arms[1].version, 2);
-  EXPECT_DOUBLE_EQ(split->arms[1].weight, 0);
+  ExpectCanarySplit(0);
   EXPECT_EQ(Send(20), 0);  // everything goes to version 1 now
 
   const std::string metrics = metrics_.Render();
