@@ -85,6 +85,14 @@ Csv ReadCsvRows(const std::string& path) {
   return out;
 }
 
+// Model "m" from the logs in `log_dir`, every row to <log_dir>/train.csv (no holdout).
+TrainingSetOptions AllTrain(const std::string& log_dir) {
+  return {.log_dir = log_dir,
+          .model = "m",
+          .holdout_fraction = 0,
+          .train_path = log_dir + "/train.csv"};
+}
+
 double Num(const std::string& s) {
   double v = 0;
   EXPECT_TRUE(absl::SimpleAtod(s, &v)) << s;
@@ -228,10 +236,7 @@ TEST(TrainingSetTest, UnbatchedRecordsAreOneRow) {
   WriteLabels(dir.path(), {{.request_id = "a", .row = 0, .label = 1, .time = kT0},
                            {.request_id = "a", .row = 1, .label = 0, .time = kT0},
                            {.request_id = "b", .row = 0, .label = 0.5, .time = kT0}});
-  TrainingSetOptions options{.log_dir = dir.path(),
-                             .model = "m",
-                             .holdout_fraction = 0,
-                             .train_path = dir.path() + "/train.csv"};
+  TrainingSetOptions options = AllTrain(dir.path());
   auto stats = BuildTrainingSet(options);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->train_rows, 2);
@@ -263,10 +268,7 @@ TEST(TrainingSetTest, QuotesIdsAndCountsBadLines) {
     writer.AddLine("garbage\n");
     writer.CloseAll();
   }
-  TrainingSetOptions options{.log_dir = dir.path(),
-                             .model = "m",
-                             .holdout_fraction = 0,
-                             .train_path = dir.path() + "/train.csv"};
+  TrainingSetOptions options = AllTrain(dir.path());
   auto stats = BuildTrainingSet(options);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->labels, 1);
@@ -279,10 +281,7 @@ TEST(TrainingSetTest, QuotesIdsAndCountsBadLines) {
 
 TEST(TrainingSetTest, Errors) {
   TempDir dir;
-  TrainingSetOptions options{.log_dir = dir.path(),
-                             .model = "m",
-                             .holdout_fraction = 0,
-                             .train_path = dir.path() + "/train.csv"};
+  TrainingSetOptions options = AllTrain(dir.path());
   // No label log yet.
   WritePredictions(dir.path(), {Record("m", 1, "a", kT0, 2, 1)});
   auto missing = BuildTrainingSet(options);
@@ -324,10 +323,7 @@ TEST(TrainingSetTest, Errors) {
   text.inputs.emplace_back("query", std::move(s));
   WritePredictions(dir2.path(), {std::move(text)});
   WriteLabels(dir2.path(), {{.request_id = "s", .label = 1, .time = kT0}});
-  options = {.log_dir = dir2.path(),
-             .model = "m",
-             .holdout_fraction = 0,
-             .train_path = dir2.path() + "/train.csv"};
+  options = AllTrain(dir2.path());
   auto bytes = BuildTrainingSet(options);
   ASSERT_FALSE(bytes.ok());
   EXPECT_NE(bytes.status().message().find("'query'"), std::string::npos) << bytes.status();
