@@ -74,9 +74,10 @@ struct Fixture {
   std::vector<Tensor> outputs;
 };
 
+// Destroyed at exit, which removes its folder.
 Fixture& Shared() {
-  static Fixture* fixture = new Fixture();
-  return *fixture;
+  static Fixture fixture;
+  return fixture;
 }
 
 // range(0): 0 monitoring off (drift off, no log), 1 drift only, 2 drift + 100% log with zstd at
@@ -121,6 +122,11 @@ void BM_Observe(benchmark::State& state) {
   }
   vm->reset();
   monitoring->reset();
+  // A run at full speed writes gigabytes; keep only what the next run needs.
+  if (!options.log_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(options.log_dir, ec);
+  }
 }
 BENCHMARK(BM_Observe)
     ->ArgNames({"mode", "zstd_level", "direct_io"})
