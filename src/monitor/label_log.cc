@@ -187,9 +187,9 @@ absl::Time LabelLog::Now() const { return options_.clock ? options_.clock() : ab
 
 bool LabelLog::Submit(LabelRecord record) {
   if (record.time == absl::UnixEpoch()) record.time = Now();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(signals_.mu());
   // pending_ counts the writer's unwritten labels too: the bound covers both.
-  if (closing_ || pending_.load() >= options_.queue_capacity) {
+  if (signals_.closing_locked() || pending_.load() >= options_.queue_capacity) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -197,8 +197,7 @@ bool LabelLog::Submit(LabelRecord record) {
   queue_.push_back(std::move(record));
   // Early when the queue fills up; otherwise on the flush interval.
   if (static_cast<int64_t>(queue_.size()) == std::max<int64_t>(1, options_.queue_capacity / 4)) {
-    wake_ = true;
-    writer_cv_.notify_one();
+    signals_.WakeLocked();
   }
   return true;
 }
@@ -210,16 +209,10 @@ void LabelLog::WriterLoop() {
   std::vector<LabelRecord> batch;
   std::string line;
   for (;;) {
-    uint64_t flush_gen;
-    bool closing;
+    WriterSignals::Round round;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!wake_ && !closing_ && flush_requested_ == flush_done_) {
-        writer_cv_.wait_until(lock, Clock::now() + interval);
-      }
-      wake_ = false;
-      flush_gen = flush_requested_;
-      closing = closing_;
+      std::unique_lock<std::mutex> lock(signals_.mu());
+      round = signals_.WaitLocked(lock, Clock::now() + interval);
       batch.swap(queue_);
     }
     for (const LabelRecord& r : batch) {
@@ -231,33 +224,19 @@ void LabelLog::WriterLoop() {
     // Labels are few: one frame per interval keeps what a kill loses to one interval's worth.
     writer_->WriteAll();
     writer_->FinishOldFiles(Now());
-    std::lock_guard<std::mutex> lock(mu_);
-    if (flush_gen > flush_done_) {
-      flush_done_ = flush_gen;
-      flushed_cv_.notify_all();
-    }
-    if (closing && queue_.empty()) break;
+    std::lock_guard<std::mutex> lock(signals_.mu());
+    signals_.FlushedLocked(round.flush_gen);
+    if (round.closing && queue_.empty()) break;
   }
   writer_->CloseAll();
-  std::lock_guard<std::mutex> lock(mu_);
-  writer_exited_ = true;
-  flushed_cv_.notify_all();
+  signals_.WriterExited();
 }
 
-void LabelLog::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  const uint64_t gen = ++flush_requested_;
-  writer_cv_.notify_one();
-  flushed_cv_.wait(lock, [&] { return flush_done_ >= gen || writer_exited_; });
-}
+void LabelLog::Flush() { signals_.Flush(); }
 
 void LabelLog::Close() {
   std::call_once(close_once_, [this] {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closing_ = true;
-      writer_cv_.notify_one();
-    }
+    signals_.Close();
     thread_.join();
   });
 }

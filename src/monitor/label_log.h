@@ -15,7 +15,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "monitor/prediction_log.h"
+#include "monitor/writer_signals.h"
 
 namespace flywheel::monitor {
 
@@ -99,16 +99,8 @@ class LabelLog {
   std::atomic<int64_t> pending_{0};  // accepted, not yet written or failed
   std::atomic<int64_t> dropped_{0};
 
-  std::mutex mu_;
-  std::condition_variable writer_cv_;
-  std::condition_variable flushed_cv_;
-  // Guarded by mu_:
-  std::vector<LabelRecord> queue_;
-  bool closing_ = false;
-  bool wake_ = false;
-  uint64_t flush_requested_ = 0;
-  uint64_t flush_done_ = 0;
-  bool writer_exited_ = false;
+  WriterSignals signals_;
+  std::vector<LabelRecord> queue_;  // guarded by signals_.mu()
 
   std::unique_ptr<LogFileWriter> writer_;
   std::thread thread_;

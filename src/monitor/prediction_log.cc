@@ -101,9 +101,8 @@ bool PredictionLog::Submit(PredictionRecord&& record) {
   // Wake the writer early only when the queue crosses a quarter of its capacity; otherwise it
   // wakes on its flush interval. One producer in many takes the lock.
   if (n + 1 == wake_threshold_) {
-    std::lock_guard<std::mutex> lock(mu_);
-    wake_ = true;
-    writer_cv_.notify_one();
+    std::lock_guard<std::mutex> lock(signals_.mu());
+    signals_.WakeLocked();
   }
   return true;
 }
@@ -153,18 +152,11 @@ void PredictionLog::WriterLoop() {
       std::min({options_.flush_interval, options_.max_file_age, absl::Hours(1)}));
   Clock::time_point last_write = Clock::now();
   for (;;) {
-    uint64_t flush_gen;
-    bool flush_wanted;
-    bool closing;
+    WriterSignals::Round round;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (!wake_ && !closing_ && flush_requested_ == flush_done_) {
-        writer_cv_.wait_until(lock, std::min(last_write + interval, Clock::now() + wake_period));
-      }
-      wake_ = false;
-      flush_gen = flush_requested_;
-      flush_wanted = flush_requested_ != flush_done_;
-      closing = closing_;
+      std::unique_lock<std::mutex> lock(signals_.mu());
+      round =
+          signals_.WaitLocked(lock, std::min(last_write + interval, Clock::now() + wake_period));
     }
     // Take what is queued, but at most one capacity's worth, so that a flood of producers
     // cannot keep the writer from writing.
@@ -185,42 +177,28 @@ void PredictionLog::WriterLoop() {
       ++taken;
     }
     const Clock::time_point now = Clock::now();
-    if (closing || now - last_write >= interval || flush_wanted ||
+    if (round.closing || now - last_write >= interval || round.flush_wanted ||
         writer_->buffered_records() >= wake_threshold_) {
       writer_->WriteAll();
       last_write = now;
     }
     writer_->FinishOldFiles(Now());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (emptied && flush_gen > flush_done_) {
-        flush_done_ = flush_gen;
-        flushed_cv_.notify_all();
-      }
+    if (emptied) {
+      std::lock_guard<std::mutex> lock(signals_.mu());
+      signals_.FlushedLocked(round.flush_gen);
     }
-    if (closing && pending_.load() == 0) break;
+    if (round.closing && pending_.load() == 0) break;
   }
   writer_->CloseAll();
-  std::lock_guard<std::mutex> lock(mu_);
-  writer_exited_ = true;
-  flushed_cv_.notify_all();
+  signals_.WriterExited();
 }
 
-void PredictionLog::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  const uint64_t gen = ++flush_requested_;
-  writer_cv_.notify_one();
-  flushed_cv_.wait(lock, [&] { return flush_done_ >= gen || writer_exited_; });
-}
+void PredictionLog::Flush() { signals_.Flush(); }
 
 void PredictionLog::Close() {
   std::call_once(close_once_, [this] {
     closed_.store(true);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closing_ = true;
-      writer_cv_.notify_one();
-    }
+    signals_.Close();
     thread_.join();
   });
 }

@@ -15,7 +15,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "monitor/log_record.h"
+#include "monitor/writer_signals.h"
 
 namespace flywheel::monitor {
 
@@ -129,17 +129,7 @@ class PredictionLog {
   std::atomic<bool> closed_{false};
   std::atomic<int64_t> dropped_{0};
 
-  // std::mutex rather than absl::Mutex: ThreadSanitizer sees through it (Debian's Abseil is not
-  // built with TSan annotations), and it is off the request path anyway.
-  std::mutex mu_;
-  std::condition_variable writer_cv_;
-  std::condition_variable flushed_cv_;
-  // Guarded by mu_:
-  bool wake_ = false;
-  bool closing_ = false;
-  uint64_t flush_requested_ = 0;
-  uint64_t flush_done_ = 0;
-  bool writer_exited_ = false;
+  WriterSignals signals_;
   // Serializes, compresses and writes; used by the writer thread only (its counters by Stats).
   std::unique_ptr<LogFileWriter> writer_;
   std::thread thread_;
