@@ -15,6 +15,7 @@
 #include "monitor/label_log.h"
 #include "monitor/log_reader.h"
 #include "monitor/log_record.h"
+#include "monitor/log_sampler.h"
 
 namespace flywheel::monitor {
 namespace {
@@ -154,21 +155,11 @@ absl::StatusOr<absl::flat_hash_map<LabelKey, double>> ReadLabels(const std::stri
 }  // namespace
 
 bool InHoldout(const std::string& request_id, int64_t row, double holdout_fraction) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
-  auto mix = [&h](unsigned char byte) {
-    h ^= byte;
-    h *= 1099511628211ull;
-  };
-  for (char c : request_id) mix(static_cast<unsigned char>(c));
+  // The sampler's hash over the id and the row's 8 little-endian bytes.
+  std::string key = request_id;
   const uint64_t r = static_cast<uint64_t>(row);
-  for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(r >> (8 * i)));
-  // SplitMix64's finalizer: FNV's low bits alone are poorly spread for short keys.
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return static_cast<double>(h >> 11) * 0x1.0p-53 < holdout_fraction;
+  for (int i = 0; i < 8; ++i) key.push_back(static_cast<char>(r >> (8 * i)));
+  return static_cast<double>(LogSampler::HashId(key) >> 11) * 0x1.0p-53 < holdout_fraction;
 }
 
 absl::StatusOr<TrainingSetStats> BuildTrainingSet(const TrainingSetOptions& options) {

@@ -106,10 +106,11 @@ def metric_values(text, name, **labels):
 
 
 # --- sampling, as monitor::LogSampler decides it ----------------------------------------------
-def sampler_hash(request_id):
+def id_hash(data):
+    """monitor::LogSampler::HashId: FNV-1a 64 over the bytes, then SplitMix64's finalizer."""
     mask = (1 << 64) - 1
     h = 0xcbf29ce484222325
-    for b in request_id.encode():
+    for b in data:
         h ^= b
         h = (h * 0x100000001b3) & mask
     h ^= h >> 30
@@ -120,6 +121,10 @@ def sampler_hash(request_id):
     return h
 
 
+def sampler_hash(request_id):
+    return id_hash(request_id.encode())
+
+
 def sampled(request_id, rate):
     if rate >= 1:
         return True
@@ -128,18 +133,9 @@ def sampled(request_id, rate):
 
 
 def in_holdout(request_id, row, fraction):
-    """monitor::InHoldout: FNV-1a 64 over the id and the row's 8 little-endian bytes, SplitMix64's
-    finalizer, the top 53 bits as a fraction."""
-    mask = (1 << 64) - 1
-    h = 0xcbf29ce484222325
-    for b in request_id.encode() + row.to_bytes(8, "little", signed=True):
-        h ^= b
-        h = (h * 0x100000001b3) & mask
-    h ^= h >> 30
-    h = (h * 0xbf58476d1ce4e5b9) & mask
-    h ^= h >> 27
-    h = (h * 0x94d049bb133111eb) & mask
-    h ^= h >> 31
+    """monitor::InHoldout: the id hash over the id and the row's 8 little-endian bytes, the top 53
+    bits as a fraction."""
+    h = id_hash(request_id.encode() + row.to_bytes(8, "little", signed=True))
     return (h >> 11) / 2.0 ** 53 < fraction
 
 
