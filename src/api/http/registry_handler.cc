@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "api/http/change_error.h"
 #include "api/http/content_coding.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
@@ -44,23 +45,16 @@ using lifecycle::VersionMetadata;
 constexpr char kApiName[] = "the registry API";
 constexpr char kDefaultAuthor[] = "http";
 
-// Registry errors as HTTP statuses: a state that forbids the change (rollback without history,
-// a version registered already) is a conflict, not a bad request; a registry folder that cannot
-// be written is the server's problem, not the caller's permission.
+// Registry errors as HTTP statuses: a body too large or in an unknown coding as the body's
+// fault, the rest as for every lifecycle change.
 Reply RegistryErrorReply(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted:
-      return ErrorReply(bhttp::status::conflict, status.message());
-    case absl::StatusCode::kPermissionDenied:
-      return ErrorReply(bhttp::status::internal_server_error, status.message());
     case absl::StatusCode::kResourceExhausted:
       return ErrorReply(bhttp::status::payload_too_large, status.message());
     case absl::StatusCode::kUnimplemented:
       return ErrorReply(bhttp::status::unsupported_media_type, status.message());
     default:
-      return ErrorReply(status);
+      return ChangeErrorReply(status);
   }
 }
 

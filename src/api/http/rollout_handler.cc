@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "api/http/change_error.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
 #include "api/http/route_check.h"
@@ -40,23 +41,6 @@ using lifecycle::RolloutStatus;
 constexpr char kApiName[] = "the rollout API";
 constexpr char kDefaultAuthor[] = "http";
 
-// Controller errors as HTTP statuses: a state that forbids the change (an active rollout already,
-// promoting a rolled-back one, a version not ready) is a conflict; files that cannot be written or
-// read are the server's problem.
-Reply RolloutErrorReply(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kAborted:
-      return ErrorReply(bhttp::status::conflict, status.message());
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kDataLoss:
-      return ErrorReply(bhttp::status::internal_server_error, status.message());
-    default:
-      return ErrorReply(status);
-  }
-}
-
 absl::StatusOr<ChangeAuthor> Author(const rj::Document& doc, bool only_author) {
   ChangeAuthor author;
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
@@ -79,7 +63,7 @@ absl::StatusOr<ChangeAuthor> Author(const rj::Document& doc, bool only_author) {
 }
 
 Reply StatusReply(const absl::StatusOr<RolloutStatus>& status) {
-  if (!status.ok()) return RolloutErrorReply(status.status());
+  if (!status.ok()) return ChangeErrorReply(status.status());
   return JsonReply(bhttp::status::ok, lifecycle::RolloutStatusToJson(*status));
 }
 
@@ -143,7 +127,7 @@ class RolloutHandler : public Handler {
     }
     if (s.size() == 3) {
       absl::Status cleared = controller_->Clear(model, *author);
-      if (!cleared.ok()) return RolloutErrorReply(cleared);
+      if (!cleared.ok()) return ChangeErrorReply(cleared);
       return JsonReply(bhttp::status::ok,
                        absl::StrCat("{\"model\":", JsonString(model), ",\"cleared\":true}"));
     }
