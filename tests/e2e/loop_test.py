@@ -205,6 +205,19 @@ rollout:
         alias = reply.get("aliases", {}).get("production")
         return alias["version"] if alias else None
 
+    def test_a_model_serving_one_version_is_refused(self):
+        # The loop's model must keep a champion and a candidate loaded at once.
+        config = os.path.join(self.model_dir, "config.pbtxt")
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace("version_policy: { latest: { num_versions: 2 } }", ""))
+        server = FlywheelServer(FLYWHEEL, self.server.args, timeout=30)
+        with self.assertRaises(RuntimeError) as raised:
+            server.start()
+        self.assertIn("loads only its latest version", str(raised.exception))
+        self.assertIn("num_versions: 2", str(raised.exception))
+
     def test_retrain_gate_and_rollback(self):
         traffic = Traffic(self.url)
         traffic.start()
@@ -215,16 +228,24 @@ rollout:
             traffic.join(timeout=30)
 
     def run_scenarios(self, traffic):
+        # 0. Started by hand before any label arrived: too little data, nothing changes.
+        status, reply = call("POST", f"{self.url}/v1/loops/{LOOP}/run", {})
+        self.assertEqual(status, 202, reply)
+        state = self.wait_for_run(1)
+        self.assertEqual(state["last_outcome"], "not_enough_data", self.loop_state())
+        self.assertIn(("export", "skipped"), self.steps(1))
+        self.assertNotIn(("train", "started"), self.steps(1))
+
         # 1. Drift to concept A; 450 labels pass the trigger (400) and the loop runs by itself.
         self.send_labelled(concept_a, 450, shifted=False)
-        state = self.wait_for_run(1)
+        state = self.wait_for_run(2)
         self.assertEqual(state["last_outcome"], "promoted", self.loop_state())
-        steps = self.steps(1)
+        steps = self.steps(2)
         for step in ("trigger", "export", "train", "register", "evaluate", "gate", "canary",
                      "promote"):
             self.assertIn((step, "ok"), steps, steps)
         evaluate = [e for e in self.loop_state()["history"]
-                    if e["run"] == 1 and e["step"] == "evaluate"][0]
+                    if e["run"] == 2 and e["step"] == "evaluate"][0]
         self.assertGreater(evaluate["figures"]["candidate_auc"],
                            evaluate["figures"]["champion_auc"] + 0.02)
         self.assertEqual(self.production(), 2)
@@ -240,10 +261,10 @@ rollout:
             f.write("weak")
         status, reply = call("POST", f"{self.url}/v1/loops/{LOOP}/run", {"reason": "test run 2"})
         self.assertEqual(status, 202, reply)
-        state = self.wait_for_run(2)
+        state = self.wait_for_run(3)
         self.assertEqual(state["last_outcome"], "stopped_at_gate", self.loop_state())
-        self.assertIn(("gate", "failed"), self.steps(2))
-        self.assertNotIn(("canary", "started"), self.steps(2))
+        self.assertIn(("gate", "failed"), self.steps(3))
+        self.assertNotIn(("canary", "started"), self.steps(3))
         self.assertFalse(os.path.exists(os.path.join(self.model_dir, "3")))
         self.assertEqual(self.production(), 2)
         ok, failures, _ = traffic.snapshot()
@@ -260,9 +281,9 @@ rollout:
         while True:
             self.assertLess(time.time(), deadline, self.loop_state())
             state = self.loop_state()["loop"]
-            if state["run"] == 3 and state["step"] == "canary":
+            if state["run"] == 4 and state["step"] == "canary":
                 break
-            self.assertFalse(state["run"] == 3 and not state["running"], self.loop_state())
+            self.assertFalse(state["run"] == 4 and not state["running"], self.loop_state())
             time.sleep(0.05)
         shutil.rmtree(os.path.join(self.model_dir, "4"))
         deadline = time.time() + 30
@@ -271,10 +292,10 @@ rollout:
             time.sleep(0.1)
         failed_before = len(traffic.snapshot()[1])
         traffic.paused.clear()
-        state = self.wait_for_run(3)
+        state = self.wait_for_run(4)
         self.assertEqual(state["last_outcome"], "rolled_back", self.loop_state())
-        self.assertIn(("rollback", "ok"), self.steps(3))
-        self.assertNotIn(("promote", "ok"), self.steps(3))
+        self.assertIn(("rollback", "ok"), self.steps(4))
+        self.assertNotIn(("promote", "ok"), self.steps(4))
         self.assertEqual(self.production(), 2)
         status, rollout = call("GET", f"{self.url}/v1/rollouts/{MODEL}")
         self.assertEqual(status, 200, rollout)
@@ -300,11 +321,11 @@ rollout:
             f.write("fail")
         status, reply = call("POST", f"{self.url}/v1/loops/{LOOP}/run", {})
         self.assertEqual(status, 202, reply)
-        state = self.wait_for_run(4)
+        state = self.wait_for_run(5)
         self.assertEqual(state["last_outcome"], "failed", self.loop_state())
         failed = [e for e in self.loop_state()["history"]
-                  if e["run"] == 4 and e["step"] == "train" and e["status"] == "failed"]
-        self.assertEqual(len(failed), 1, self.steps(4))
+                  if e["run"] == 5 and e["step"] == "train" and e["status"] == "failed"]
+        self.assertEqual(len(failed), 1, self.steps(5))
         self.assertIn("exited with status 3", failed[0]["detail"])
         self.assertIn("no GPU found", failed[0]["detail"])
         self.assertEqual(sorted(e for e in os.listdir(self.model_dir) if e.isdigit()), ["1", "2"])
