@@ -228,11 +228,22 @@ rollout:
             traffic.join(timeout=30)
 
     def run_scenarios(self, traffic):
-        # 0. Started by hand before any label arrived: too little data, nothing changes.
-        status, reply = call("POST", f"{self.url}/v1/loops/{LOOP}/run", {})
-        self.assertEqual(status, 202, reply)
+        # 0. An Alertmanager notification (a drift alert routed to this loop) starts a run before
+        #    any label arrived: too little data, nothing changes. A resolved one starts nothing.
+        alert = {"version": "4", "status": "resolved", "receiver": "retrain",
+                 "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+                 "externalURL": "http://alertmanager", "truncatedAlerts": 0,
+                 "alerts": [{"status": "resolved",
+                             "labels": {"alertname": "FlywheelFeatureDrift", "model": MODEL}}]}
+        status, reply = call("POST", f"{self.url}/v1/loops/{LOOP}/run", alert)
+        self.assertEqual((status, reply["started"]), (200, False), reply)
+        alert["status"] = alert["alerts"][0]["status"] = "firing"
+        status, reply = call("POST", f"{self.url}/v1/loops/{LOOP}/run", alert)
+        self.assertEqual((status, reply["started"]), (202, True), reply)
         state = self.wait_for_run(1)
         self.assertEqual(state["last_outcome"], "not_enough_data", self.loop_state())
+        trigger = [e for e in self.loop_state()["history"] if e["run"] == 1][0]
+        self.assertIn("alert FlywheelFeatureDrift firing", trigger["detail"])
         self.assertIn(("export", "skipped"), self.steps(1))
         self.assertNotIn(("train", "started"), self.steps(1))
 

@@ -1,11 +1,13 @@
 #include "api/http/loop_handler.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "api/http/http_message.h"
 #include "api/http/json_body.h"
 #include "api/http/route_check.h"
@@ -13,6 +15,8 @@
 #include "api/http/v2_json.h"
 #include "lifecycle/loop.h"
 #include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 namespace flywheel::api {
 namespace http {
@@ -89,6 +93,7 @@ class LoopHandler : public Handler {
     absl::Status parsed = ParseJsonObjectBody(request, options_.max_request_bytes, &doc, &holder,
                                               EmptyBody::kEmptyObject);
     if (!parsed.ok()) return ErrorReply(parsed);
+    if (doc.HasMember("alerts")) return RunForAlerts(name, doc);
     std::string reason = "started through POST /v1/loops/" + name + "/run";
     for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
       const std::string key(it->name.GetString(), it->name.GetStringLength());
@@ -96,7 +101,8 @@ class LoopHandler : public Handler {
         return ErrorReply(bhttp::status::bad_request,
                           key == "reason" ? "'reason' must be a string"
                                           : absl::StrCat("unknown field '", key,
-                                                         "' in the body; known fields: reason"));
+                                                         "' in the body; known fields: reason, or "
+                                                         "an Alertmanager webhook's alerts"));
       }
       reason = absl::StrCat(it->value.GetString(), " (", reason, ")");
     }
@@ -105,6 +111,57 @@ class LoopHandler : public Handler {
     absl::StatusOr<lifecycle::LoopState> state = runner_->State(name);
     if (!state.ok()) return LoopErrorReply(state.status());
     return JsonReply(bhttp::status::accepted, lifecycle::LoopStateToJson(*state));
+  }
+
+  // An Alertmanager webhook notification (a receiver with `url: .../v1/loops/{loop}/run`): firing
+  // alerts start a run, named in its reason; a resolved group, or a loop that is running already,
+  // is answered 200 without a run, so that Alertmanager does not retry it.
+  Reply RunForAlerts(const std::string& name, const rj::Document& doc) {
+    const rj::Value& alerts = doc["alerts"];
+    if (!alerts.IsArray()) {
+      return ErrorReply(bhttp::status::bad_request,
+                        "'alerts' must be an array (Alertmanager's "
+                        "webhook format)");
+    }
+    std::vector<std::string> firing;
+    for (const rj::Value& alert : alerts.GetArray()) {
+      if (!alert.IsObject()) continue;
+      auto status = alert.FindMember("status");
+      if (status == alert.MemberEnd() || !status->value.IsString() ||
+          std::string(status->value.GetString()) != "firing") {
+        continue;
+      }
+      std::string alertname = "unnamed alert";
+      auto labels = alert.FindMember("labels");
+      if (labels != alert.MemberEnd() && labels->value.IsObject()) {
+        auto n = labels->value.FindMember("alertname");
+        if (n != labels->value.MemberEnd() && n->value.IsString()) alertname = n->value.GetString();
+      }
+      if (std::find(firing.begin(), firing.end(), alertname) == firing.end()) {
+        firing.push_back(std::move(alertname));
+      }
+    }
+    auto answer = [](bool started, const std::string& detail) {
+      rj::StringBuffer buffer;
+      rj::Writer<rj::StringBuffer> w(buffer);
+      w.StartObject();
+      w.Key("started");
+      w.Bool(started);
+      w.Key("detail");
+      w.String(detail.data(), static_cast<rj::SizeType>(detail.size()));
+      w.EndObject();
+      return JsonReply(started ? bhttp::status::accepted : bhttp::status::ok,
+                       std::string(buffer.GetString(), buffer.GetSize()));
+    };
+    if (firing.empty()) return answer(false, "no firing alert in the notification");
+    const std::string reason =
+        absl::StrCat("alert ", absl::StrJoin(firing, ", "), " firing (Alertmanager webhook)");
+    absl::Status started = runner_->RunNow(name, reason);
+    if (started.code() == absl::StatusCode::kFailedPrecondition) {
+      return answer(false, "the loop is running already");
+    }
+    if (!started.ok()) return LoopErrorReply(started);
+    return answer(true, "started: " + absl::StrJoin(firing, ", "));
   }
 
   lifecycle::LoopRunner* runner_;
