@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "absl/strings/numbers.h"
@@ -25,6 +28,10 @@ namespace flywheel::engine {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Inline raw data of at least this many bytes is adopted by the tensor instead of copied; smaller
+// tensors get a buffer of the engine's own alignment (the copy is cheap).
+constexpr size_t kAdoptRawDataBytes = 4096;
 
 // Opsets whose operator semantics the kernels implement.
 constexpr int64_t kMinOpset = 11;
@@ -233,8 +240,6 @@ absl::Status CopyTyped(const google::protobuf::RepeatedField<Src>& src, Tensor& 
   return absl::OkStatus();
 }
 
-// Converts a TensorProto to a Tensor, then releases the proto's copy of the data so that a
-// large model is never held twice in memory.
 // Checks that a tensor's data (inline or external) has exactly the size its shape needs. Runs
 // before anything is allocated, so that a model of a few bytes cannot make the loader allocate
 // gigabytes for a shape its data does not back.
@@ -286,11 +291,27 @@ absl::Status CheckDataSize(const onnx::TensorProto& proto, DataType dtype, const
   return absl::OkStatus();
 }
 
+// Converts a TensorProto to a Tensor, taking over or releasing the proto's copy of the data so
+// that a large model is never held twice in memory.
 absl::StatusOr<Tensor> ConvertTensor(onnx::TensorProto& proto, absl::string_view what) {
   FW_ASSIGN_OR_RETURN(DataType dtype, FromOnnxType(proto.data_type(), what));
   std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
   FW_ASSIGN_OR_RETURN(Shape shape, Shape::Checked(dims, what));
   FW_RETURN_IF_ERROR(CheckDataSize(proto, dtype, shape, what));
+  if (dtype != DataType::kBytes && proto.data_location() != onnx::TensorProto::EXTERNAL &&
+      proto.has_raw_data() && proto.raw_data().size() >= kAdoptRawDataBytes) {
+    // The parsed bytes become the tensor's own (the string's buffer moves, nothing is copied), so
+    // a model's weights are in memory once, not twice, while it loads.
+    auto owner = std::make_shared<std::string>(std::move(*proto.mutable_raw_data()));
+    proto.clear_raw_data();
+    void* data = owner->data();
+    if (reinterpret_cast<uintptr_t>(data) % alignof(std::max_align_t) == 0) {
+      return Tensor::Shared(dtype, std::move(shape), std::move(owner), data);
+    }
+    FW_ASSIGN_OR_RETURN(Tensor t, Tensor::SafeAllocate(dtype, shape, what));
+    std::memcpy(t.raw_data(), data, t.ByteSize());
+    return t;
+  }
   FW_ASSIGN_OR_RETURN(Tensor t, Tensor::SafeAllocate(dtype, shape, what));
   if (dtype == DataType::kBytes) {
     if (proto.string_data_size() != t.NumElements()) {
