@@ -1,6 +1,8 @@
 // Conv and the fused com.flywheel FusedConv (Conv + optional residual Z + activation) on oneDNN,
-// with constant weights pre-packed at load into the layout oneDNN prefers. Registers the whole
-// convolution family (pools, BatchNormalization, ConvTranspose).
+// with constant weights pre-packed at load into the layout oneDNN prefers. FusedConv with
+// channels_last_y = 1 (set by the channels-last pass) writes Y and reads Z as NHWC, and with
+// channels_last_x = 1 reads X as NHWC too (else NCHW, reordered by oneDNN). Registers
+// the whole convolution family (pools, BatchNormalization, ConvTranspose).
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -169,6 +171,8 @@ class ConvKernel : public Kernel {
   int64_t group_ = 1;
   Activation act_;
   bool has_bias_ = false, has_z_ = false;
+  bool channels_last_ = false;    // Z and Y are [N, H, W, C]
+  bool channels_last_x_ = false;  // so is X
   bool const_w_ = false, const_b_ = false;
   Shape w_shape_;  // when const_w_
   memory bias_;    // copy of a constant bias
@@ -193,6 +197,8 @@ absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Create(const Node& node, con
   if (fused) {
     FW_ASSIGN_OR_RETURN(k->act_, ActivationFromNode(node));
     k->has_z_ = node.input(3) >= 0;
+    k->channels_last_ = node.GetInt("channels_last_y", 0) != 0;
+    k->channels_last_x_ = k->channels_last_ && node.GetInt("channels_last_x", 0) != 0;
   } else if (node.input(3) >= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(node.Describe(), ": Conv takes at most 3 inputs"));
@@ -210,6 +216,10 @@ absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Create(const Node& node, con
     if (w->rank() < 3 || w->rank() > 5) {
       return absl::InvalidArgumentError(
           absl::StrCat(node.Describe(), ": W must have rank 3 to 5, got ", w->shape().ToString()));
+    }
+    if (k->channels_last_ && w->rank() != 4) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          node.Describe(), ": channels_last needs a 2-D kernel, got W ", w->shape().ToString()));
     }
     k->const_w_ = true;
     k->w_shape_ = w->shape();
@@ -265,10 +275,16 @@ memory ConvKernel::PackedWeights(const memory::desc& md) const {
 }
 
 absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, int threads,
-                                                             const Shape& x, const Shape& w) const {
+                                                             const Shape& x_in,
+                                                             const Shape& w) const {
   auto err = [&](const auto&... args) {
     return absl::InvalidArgumentError(absl::StrCat(node.Describe(), ": ", args...));
   };
+  if (channels_last_ && x_in.rank() != 4) {
+    return err("a channels-last Conv needs a 4-D X, got ", x_in.ToString());
+  }
+  // oneDNN describes tensors by logical NCHW dims whatever their layout.
+  const Shape x = channels_last_x_ ? Shape{x_in[0], x_in[3], x_in[1], x_in[2]} : x_in;
   const int rank = x.rank();
   if (rank < 3 || rank > 5)
     return err("X must have rank 3 to 5 (N, C, spatial...), got ", x.ToString());
@@ -299,10 +315,11 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
   static std::atomic<uint64_t> next_id{1};
   auto e = std::make_shared<ConvEntry>();
   e->id = next_id.fetch_add(1);
-  e->x_shape = x;
+  e->x_shape = x_in;
   e->w_shape = w;
-  e->y_shape = Shape{x[0], m};
-  for (int i = 0; i < spatial; ++i) e->y_shape.push_back(g.out[i]);
+  Shape y_nchw{x[0], m};
+  for (int i = 0; i < spatial; ++i) y_nchw.push_back(g.out[i]);
+  e->y_shape = channels_last_ ? Shape{y_nchw[0], y_nchw[2], y_nchw[3], y_nchw[1]} : y_nchw;
   if (e->y_shape.NumElements() == 0 || x.NumElements() == 0) return e;  // nothing to compute
   // Below ~2M multiply-adds (a batch-1 layer of a small CNN) a second thread costs more in
   // synchronisation than it saves. oneDNN fixes a primitive's thread count when it creates it, so
@@ -311,8 +328,13 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
   e->single_thread = e->y_shape.NumElements() * w.Product(1, rank) < (int64_t{1} << 21);
   SetDnnlThreads(e->single_thread ? 1 : threads);
   try {
-    e->src_md = PlainDesc(x.dims().data(), rank);
-    e->dst_md = PlainDesc(e->y_shape.dims().data(), rank);
+    e->src_md = channels_last_x_ ? memory::desc(memory::dims(x.dims().begin(), x.dims().end()),
+                                                memory::data_type::f32, memory::format_tag::nhwc)
+                                 : PlainDesc(x.dims().data(), rank);
+    e->dst_md = channels_last_
+                    ? memory::desc(memory::dims(y_nchw.dims().begin(), y_nchw.dims().end()),
+                                   memory::data_type::f32, memory::format_tag::nhwc)
+                    : PlainDesc(y_nchw.dims().data(), rank);
     memory::dims wdims;
     if (group_ > 1) {
       wdims.push_back(group_);
@@ -333,8 +355,8 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
       memory::desc dst_any(e->dst_md.dims(), memory::data_type::f32, memory::format_tag::any);
       dnnl::convolution_forward::desc desc(
           dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-          blocked ? src_any : e->src_md, const_w_ ? w_any : w_plain, bias_md,
-          blocked ? dst_any : e->dst_md, strides, dil, pl, pr);
+          blocked || (channels_last_ && !channels_last_x_) ? src_any : e->src_md,
+          const_w_ ? w_any : w_plain, bias_md, blocked ? dst_any : e->dst_md, strides, dil, pl, pr);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       if (post_ops) {
@@ -346,11 +368,13 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
       return dnnl::convolution_forward::primitive_desc(desc, attr, DnnlEngine());
     };
     // Preferred first: blocked layouts with fused post-ops; the last resort is plain layouts with
-    // the epilogue done by hand.
+    // the epilogue done by hand. Channels-last tensors try their own layout first: oneDNN's
+    // NHWC kernels are as fast as its blocked ones, and need no reorder.
     dnnl::convolution_forward::primitive_desc pd;
     bool done = false;
     for (int attempt = 0; attempt < 4 && !done; ++attempt) {
-      const bool blocked = attempt < 2, post_ops = want_post_ops && attempt % 2 == 0;
+      const bool blocked = channels_last_ ? attempt >= 2 : attempt < 2;
+      const bool post_ops = want_post_ops && attempt % 2 == 0;
       if (!want_post_ops && attempt % 2 == 1) continue;
       try {
         pd = make_pd(blocked, post_ops);
@@ -526,6 +550,7 @@ void RegisterConvKernels(KernelRegistry& registry) {
   registry.Register("", "Conv", MakeConv);
   registry.Register(kFlywheelDomain, "FusedConv", MakeFusedConv);
   RegisterPoolKernels(registry);
+  RegisterChannelsLastPoolKernels(registry);
   RegisterBatchNormKernels(registry);
   RegisterConvTransposeKernels(registry);
 }

@@ -41,6 +41,7 @@ absl::StatusOr<WindowGeometry> ComputeWindow(const Node& node, const WindowAttrs
 
 // Registration of the operator families of this area, called from RegisterConvKernels.
 void RegisterPoolKernels(KernelRegistry& registry);
+void RegisterChannelsLastPoolKernels(KernelRegistry& registry);
 void RegisterBatchNormKernels(KernelRegistry& registry);
 void RegisterConvTransposeKernels(KernelRegistry& registry);
 

@@ -110,9 +110,15 @@ INSTANTIATE_TEST_SUITE_P(
         Expectation{"cnn",
                     {{"BatchNormalization", 0},
                      // The two 1x1 skip convolutions feed the residual Add of their block's
-                     // second convolution (their FusedConv takes them as Z): they stay Conv.
-                     {"Conv", 2},
-                     {"FusedConv", 5},
+                     // second convolution (their FusedConv takes them as Z); the channels-last
+                     // pass then makes every convolution a FusedConv, and the whole network
+                     // runs NHWC from the stem's output on, with no Transpose anywhere.
+                     {"Conv", 0},
+                     {"FusedConv", 7},
+                     {"NhwcMaxPool", 1},
+                     {"NhwcGlobalAveragePool", 1},
+                     {"MaxPool", 0},
+                     {"Transpose", 0},
                      {"Relu", 0},
                      {"Add", 0}}},
         Expectation{"transformer", kTransformer}, Expectation{"transformer_opset13", kTransformer}),

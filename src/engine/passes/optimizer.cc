@@ -118,6 +118,7 @@ absl::Status OptimizeGraph(Graph& graph) {
   FW_RETURN_IF_ERROR(FuseGelu(graph));
   FW_RETURN_IF_ERROR(FuseAttention(graph));
   FW_RETURN_IF_ERROR(FuseActivations(graph));
+  FW_RETURN_IF_ERROR(ConvertToChannelsLast(graph));
   // Fusions can leave constant-only subgraphs behind (and dead weights); finish them.
   FW_RETURN_IF_ERROR(FoldConstants(graph));
   return EliminateDeadNodes(graph);

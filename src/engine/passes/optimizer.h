@@ -9,7 +9,8 @@ namespace flywheel::engine {
 
 // Rewrites `graph` in place into an equivalent, faster graph. The result is topologically sorted.
 // Order: dead nodes, shape and constant folding to a fixed point, BatchNorm folding, subgraph
-// fusions (LayerNorm, GELU, attention), bias/activation fusions, a last fold and DCE.
+// fusions (LayerNorm, GELU, attention), bias/activation fusions, channels-last convolution
+// chains, a last fold and DCE.
 absl::Status OptimizeGraph(Graph& graph);
 
 // Individual passes, exposed for tests. Each leaves the graph valid and sorted, and adds the
@@ -48,5 +49,9 @@ absl::Status FuseAttention(Graph& graph, int* changes = nullptr);
 // Gemm [+ activation] into FusedGemm, MatMul [+ bias Add] [+ activation] into FusedMatMul, Conv
 // [+ residual Add] [+ activation] into FusedConv (all com.flywheel).
 absl::Status FuseActivations(Graph& graph, int* changes = nullptr);
+
+// Runs chains of 2-D Conv / FusedConv / MaxPool / GlobalAveragePool in channels-last (NHWC)
+// layout, with a Transpose only where a chain starts and where NCHW readers remain.
+absl::Status ConvertToChannelsLast(Graph& graph, int* changes = nullptr);
 
 }  // namespace flywheel::engine
