@@ -13,6 +13,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "engine/kernels/activation.h"
@@ -378,6 +379,9 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
       if (!want_post_ops && attempt % 2 == 1) continue;
       try {
         pd = make_pd(blocked, post_ops);
+        // Fixed NHWC layouts are only worth it with an optimised kernel; oneDNN's reference
+        // convolution accepts any layout and is orders of magnitude slower than a reorder.
+        if (channels_last_ && !blocked && absl::StartsWith(pd.impl_info_str(), "ref")) continue;
         done = true;
         e->manual_epilogue = want_post_ops && !post_ops;
       } catch (const dnnl::error&) {

@@ -10,24 +10,106 @@
 #include <limits>
 #include <memory>
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "engine/kernels/pool_nhwc.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+namespace flywheel::engine::pool_nhwc_internal {
+#ifndef FLYWHEEL_POOL_NHWC_GEOMETRY
+#define FLYWHEEL_POOL_NHWC_GEOMETRY
+// One 2-D max pooling over [N, H, W, C], with the effective (ComputeWindow) padding.
+struct MaxPoolGeometry {
+  int64_t n, ih, iw, c, oh, ow;
+  int64_t kh, kw, sh, sw, dh, dw, ph, pw;
+};
+#endif
+}  // namespace flywheel::engine::pool_nhwc_internal
+
+HWY_BEFORE_NAMESPACE();
+namespace flywheel::engine::pool_nhwc_internal {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Output rows [r0, r1) of n * oh. Each output pixel is the lane-wise max of its window's taps
+// inside the input (padding never wins a max); a window entirely in the padding gives lowest().
+void MaxPoolRows(const float* in, float* out, const MaxPoolGeometry& g, int64_t r0, int64_t r1) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t c = g.c;
+  auto taps = [](int64_t o, int64_t s, int64_t p, int64_t dil, int64_t k, int64_t in,
+                 int64_t* start, int64_t* lo, int64_t* hi) {
+    *start = o * s - p;
+    *lo = *start >= 0 ? 0 : (-*start + dil - 1) / dil;
+    const int64_t last = in - 1 - *start;
+    *hi = last < 0 ? 0 : std::min<int64_t>(last / dil + 1, k);
+    if (*lo > *hi) *lo = *hi;
+  };
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / g.oh, y_h = r % g.oh;
+    int64_t hs, hlo, hhi;
+    taps(y_h, g.sh, g.ph, g.dh, g.kh, g.ih, &hs, &hlo, &hhi);
+    const float* plane = in + b * g.ih * g.iw * c;
+    float* dst = out + r * g.ow * c;
+    for (int64_t y_w = 0; y_w < g.ow; ++y_w, dst += c) {
+      int64_t ws, wlo, whi;
+      taps(y_w, g.sw, g.pw, g.dw, g.kw, g.iw, &ws, &wlo, &whi);
+      if (hlo >= hhi || wlo >= whi) {
+        std::fill_n(dst, c, std::numeric_limits<float>::lowest());
+        continue;
+      }
+      const float* first = plane + ((hs + hlo * g.dh) * g.iw + ws + wlo * g.dw) * c;
+      const int64_t row_step = g.dh * g.iw * c, col_step = g.dw * c;
+      int64_t ch = 0;
+      for (; ch + L <= c; ch += L) {
+        auto best = hn::LoadU(d, first + ch);
+        const float* row = first + ch;
+        for (int64_t jh = hlo; jh < hhi; ++jh, row += row_step) {
+          const float* tap = row;
+          for (int64_t jw = wlo; jw < whi; ++jw, tap += col_step) {
+            best = hn::Max(best, hn::LoadU(d, tap));
+          }
+        }
+        hn::StoreU(best, d, dst + ch);
+      }
+      for (; ch < c; ++ch) {
+        float best = first[ch];
+        const float* row = first + ch;
+        for (int64_t jh = hlo; jh < hhi; ++jh, row += row_step) {
+          const float* tap = row;
+          for (int64_t jw = wlo; jw < whi; ++jw, tap += col_step) best = std::max(best, *tap);
+        }
+        dst[ch] = best;
+      }
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace flywheel::engine::pool_nhwc_internal
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "engine/kernels/conv_util.h"
 #include "engine/kernels/registry.h"
 
 namespace flywheel::engine {
+namespace pool_nhwc_internal {
+HWY_EXPORT(MaxPoolRows);
+
+// Dispatches from inside this namespace (see layer_norm.cc).
+void DispatchMaxPoolRows(const float* in, float* out, const MaxPoolGeometry& g, int64_t r0,
+                         int64_t r1) {
+  HWY_DYNAMIC_DISPATCH(MaxPoolRows)(in, out, g, r0, r1);
+}
+}  // namespace pool_nhwc_internal
+
 namespace {
 
 // Fixed-width chunks let the compiler keep a chunk in vector registers at the default -O2.
 constexpr int64_t kLanes = 16;
-
-inline void MaxInto(float* __restrict acc, const float* __restrict in, int64_t c) {
-  int64_t i = 0;
-  for (; i + kLanes <= c; i += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) acc[i + j] = std::max(acc[i + j], in[i + j]);
-  }
-  for (; i < c; ++i) acc[i] = std::max(acc[i], in[i]);
-}
 
 inline void AddInto(float* __restrict acc, const float* __restrict in, int64_t c) {
   int64_t i = 0;
@@ -35,22 +117,6 @@ inline void AddInto(float* __restrict acc, const float* __restrict in, int64_t c
     for (int64_t j = 0; j < kLanes; ++j) acc[i + j] += in[i + j];
   }
   for (; i < c; ++i) acc[i] += in[i];
-}
-
-// First input position of output `o`'s window and its taps [lo, hi) inside the input.
-struct Taps {
-  int64_t start, lo, hi;
-};
-
-Taps TapsOf(const WindowGeometry& g, int axis, int64_t o) {
-  const int64_t d = g.dilations[axis];
-  Taps t;
-  t.start = o * g.strides[axis] - g.pad_begin[axis];
-  t.lo = t.start >= 0 ? 0 : (-t.start + d - 1) / d;
-  const int64_t last = g.in[axis] - 1 - t.start;  // >= 0 unless the window is all padding
-  t.hi = last < 0 ? 0 : std::min<int64_t>(last / d + 1, g.kernel[axis]);
-  if (t.lo > t.hi) t.lo = t.hi;
-  return t;
 }
 
 class NhwcMaxPoolKernel : public Kernel {
@@ -84,31 +150,21 @@ class NhwcMaxPoolKernel : public Kernel {
     if (y->NumElements() == 0) return absl::OkStatus();
     const float* in = x->data<float>();
     float* out = y->data<float>();
-    const int64_t dh = g.dilations[0], dw = g.dilations[1];
-    {
-      for (int64_t r = 0; r < n * oh; ++r) {
-        const int64_t b = r / oh, y_h = r % oh;
-        const Taps th = TapsOf(g, 0, y_h);
-        float* dst = out + r * ow * c;
-        for (int64_t y_w = 0; y_w < ow; ++y_w, dst += c) {
-          const Taps tw = TapsOf(g, 1, y_w);
-          if (th.lo >= th.hi || tw.lo >= tw.hi) {  // a window entirely in the padding
-            std::fill_n(dst, c, std::numeric_limits<float>::lowest());
-            continue;
-          }
-          const float* plane = in + b * ih * iw * c;
-          auto at = [&](int64_t jh, int64_t jw) {
-            return plane + ((th.start + jh * dh) * iw + tw.start + jw * dw) * c;
-          };
-          std::copy_n(at(th.lo, tw.lo), c, dst);
-          for (int64_t jh = th.lo; jh < th.hi; ++jh) {
-            for (int64_t jw = jh == th.lo ? tw.lo + 1 : tw.lo; jw < tw.hi; ++jw) {
-              MaxInto(dst, at(jh, jw), c);
-            }
-          }
-        }
-      }
-    }
+    const pool_nhwc_internal::MaxPoolGeometry geo{n,
+                                                  ih,
+                                                  iw,
+                                                  c,
+                                                  oh,
+                                                  ow,
+                                                  g.kernel[0],
+                                                  g.kernel[1],
+                                                  g.strides[0],
+                                                  g.strides[1],
+                                                  g.dilations[0],
+                                                  g.dilations[1],
+                                                  g.pad_begin[0],
+                                                  g.pad_begin[1]};
+    pool_nhwc_internal::DispatchMaxPoolRows(in, out, geo, 0, n * oh);
     return absl::OkStatus();
   }
 
@@ -154,3 +210,4 @@ void RegisterChannelsLastPoolKernels(KernelRegistry& registry) {
 }
 
 }  // namespace flywheel::engine
+#endif  // HWY_ONCE

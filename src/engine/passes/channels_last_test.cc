@@ -75,20 +75,22 @@ TEST(PassesChannelsLast, ResidualChainWithNchwReader) {
   ExpectSameResults(before, g, {Pattern(Shape{1, 3, 9, 9}, 0.2f, -1.1f)});
 }
 
-// A residual Z that is NCHW (the block's input) gets an entry Transpose; a ceil-mode pool whose
-// last windows hang over the input edge matches the NCHW kernel.
+// A residual Z that is NCHW (the block's input) gets an entry Transpose; a dilated ceil-mode pool
+// whose last windows hang over the input edge, over 20 channels (full SIMD vectors and a
+// remainder), matches the NCHW kernel.
 TEST(PassesChannelsLast, NchwResidualAndCeilModePool) {
   GraphBuilder b;
-  int x = b.Input("x", Shape{-1, 4, 7, 7});
-  int c1 = b.Op("Conv", {x, b.Const("w1", Pattern(Shape{4, 4, 3, 3}, 0.07f))},
-                {{"pads", IntsAttr({1, 1, 1, 1})}}, Shape{-1, 4, 7, 7});
-  int sum = b.Op("Add", {c1, x}, {}, Shape{-1, 4, 7, 7});
+  int x = b.Input("x", Shape{-1, 20, 7, 7});
+  int c1 = b.Op("Conv", {x, b.Const("w1", Pattern(Shape{20, 20, 3, 3}, 0.01f))},
+                {{"pads", IntsAttr({1, 1, 1, 1})}}, Shape{-1, 20, 7, 7});
+  int sum = b.Op("Add", {c1, x}, {}, Shape{-1, 20, 7, 7});
   int pool = b.Op("MaxPool", {sum},
                   {{"kernel_shape", IntsAttr({2, 2})},
                    {"strides", IntsAttr({2, 2})},
+                   {"dilations", IntsAttr({2, 2})},
                    {"ceil_mode", IntAttr(1)}},
-                  Shape{-1, 4, 4, 4});
-  b.Output(b.Op("Sigmoid", {pool}, {}, Shape{-1, 4, 4, 4}));
+                  Shape{-1, 20, 3, 3});
+  b.Output(b.Op("Sigmoid", {pool}, {}, Shape{-1, 20, 3, 3}));
   Graph g = b.Build();
   Graph before = g;
   ASSERT_TRUE(FuseActivations(g).ok());
@@ -96,7 +98,7 @@ TEST(PassesChannelsLast, NchwResidualAndCeilModePool) {
   EXPECT_EQ(CountOps(g),
             (std::map<std::string, int>{
                 {"FusedConv", 1}, {"NhwcMaxPool", 1}, {"Sigmoid", 1}, {"Transpose", 2}}));
-  ExpectSameResults(before, g, {Pattern(Shape{3, 4, 7, 7})});
+  ExpectSameResults(before, g, {Pattern(Shape{3, 20, 7, 7})});
 }
 
 // A convolution with no NHWC neighbour stays as it was: Transposes would only replace oneDNN's
