@@ -105,6 +105,16 @@ ConvCall& CallFor(const ConvEntry& e, const dnnl::engine& eng) {
   return c;
 }
 
+// True when `md` is oneDNN's channel-blocked layout (aBcd16b, aBcd8b) of a 4-D f32 tensor with
+// exactly one block of channels: the same bytes as NHWC.
+bool IsNhwcBytes(const memory::desc& md) {
+  const memory::dims d = md.dims();
+  if (d.size() != 4) return false;
+  if (d[1] == 16) return md == memory::desc(d, memory::data_type::f32, memory::format_tag::aBcd16b);
+  if (d[1] == 8) return md == memory::desc(d, memory::data_type::f32, memory::format_tag::aBcd8b);
+  return false;
+}
+
 // A reorder with a user-managed scratchpad, whose descriptor goes to `scratch_md`.
 dnnl::reorder MakeReorder(const memory::desc& from, const memory::desc& to,
                           memory::desc* scratch_md) {
@@ -351,13 +361,15 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
         pl(g.pad_begin.begin(), g.pad_begin.end()), pr(g.pad_end.begin(), g.pad_end.end());
     for (int i = 0; i < spatial; ++i) dil[i] = g.dilations[i] - 1;
     const bool want_post_ops = has_z_ || act_.kind != ActivationKind::kNone;
-    auto make_pd = [&](bool blocked, bool post_ops) {
+    // `nchw_src`: X as it is (plain NCHW) and Y in the layout oneDNN picks.
+    auto make_pd = [&](bool blocked, bool post_ops, bool nchw_src = false) {
       memory::desc src_any(e->src_md.dims(), memory::data_type::f32, memory::format_tag::any);
       memory::desc dst_any(e->dst_md.dims(), memory::data_type::f32, memory::format_tag::any);
+      const bool src_free = !nchw_src && (blocked || (channels_last_ && !channels_last_x_));
       dnnl::convolution_forward::desc desc(
           dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-          blocked || (channels_last_ && !channels_last_x_) ? src_any : e->src_md,
-          const_w_ ? w_any : w_plain, bias_md, blocked ? dst_any : e->dst_md, strides, dil, pl, pr);
+          src_free ? src_any : e->src_md, const_w_ ? w_any : w_plain, bias_md,
+          blocked || nchw_src ? dst_any : e->dst_md, strides, dil, pl, pr);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       if (post_ops) {
@@ -373,6 +385,16 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
     // NHWC kernels are as fast as its blocked ones, and need no reorder.
     dnnl::convolution_forward::primitive_desc pd;
     bool done = false;
+    if (channels_last_ && !channels_last_x_) {
+      // A first layer (few NCHW input channels): oneDNN's direct kernel reads NCHW X as it is
+      // and writes channel blocks, faster than reordering X for its NHWC kernel; with exactly
+      // one block of output channels its output is NHWC byte for byte, so it needs no reorder.
+      try {
+        pd = make_pd(false, want_post_ops, /*nchw_src=*/true);
+        done = !absl::StartsWith(pd.impl_info_str(), "ref") && IsNhwcBytes(pd.dst_desc());
+      } catch (const dnnl::error&) {
+      }
+    }
     for (int attempt = 0; attempt < 4 && !done; ++attempt) {
       const bool blocked = channels_last_ ? attempt >= 2 : attempt < 2;
       const bool post_ops = want_post_ops && attempt % 2 == 0;
@@ -401,7 +423,7 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
       e->src_bytes = e->conv_src_md.get_size();
       e->scratch_bytes = std::max(e->scratch_bytes, e->src_in_scratch_md.get_size());
     }
-    if (e->conv_dst_md != e->dst_md) {
+    if (e->conv_dst_md != e->dst_md && !(channels_last_ && IsNhwcBytes(e->conv_dst_md))) {
       e->dst_out = MakeReorder(e->conv_dst_md, e->dst_md, &e->dst_out_scratch_md);
       e->dst_bytes = e->conv_dst_md.get_size();
       e->scratch_bytes = std::max(e->scratch_bytes, e->dst_out_scratch_md.get_size());

@@ -101,6 +101,30 @@ TEST(PassesChannelsLast, NchwResidualAndCeilModePool) {
   ExpectSameResults(before, g, {Pattern(Shape{3, 20, 7, 7})});
 }
 
+// A first layer with exactly one SIMD block of output channels (8 or 16), where oneDNN can read
+// the NCHW input directly and write channel blocks that are NHWC byte for byte.
+TEST(PassesChannelsLast, FirstLayerWithOneChannelBlock) {
+  for (int64_t m : {8, 16}) {
+    GraphBuilder b;
+    int x = b.Input("x", Shape{-1, 3, 10, 10});
+    int c1 = b.Op("Conv",
+                  {x, b.Const("w1", Pattern(Shape{m, 3, 3, 3})), b.Const("b1", Pattern(Shape{m}))},
+                  {{"pads", IntsAttr({1, 1, 1, 1})}}, Shape{-1, m, 10, 10});
+    int r1 = b.Op("Relu", {c1}, {}, Shape{-1, m, 10, 10});
+    b.Output(b.Op("MaxPool", {r1},
+                  {{"kernel_shape", IntsAttr({2, 2})}, {"strides", IntsAttr({2, 2})}},
+                  Shape{-1, m, 5, 5}));
+    Graph g = b.Build();
+    Graph before = g;
+    ASSERT_TRUE(FuseActivations(g).ok());
+    ASSERT_TRUE(ConvertToChannelsLast(g).ok());
+    EXPECT_EQ(CountOps(g),
+              (std::map<std::string, int>{{"FusedConv", 1}, {"NhwcMaxPool", 1}, {"Transpose", 1}}));
+    ExpectSameResults(before, g, {Pattern(Shape{2, 3, 10, 10})});
+    ExpectSameResults(before, g, {Pattern(Shape{1, 3, 10, 10}, 0.3f, -2.0f)});
+  }
+}
+
 // A convolution with no NHWC neighbour stays as it was: Transposes would only replace oneDNN's
 // own reorders. So do pools that read NCHW values.
 TEST(PassesChannelsLast, LoneConvAndPoolsUnchanged) {
