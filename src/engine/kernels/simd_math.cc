@@ -77,7 +77,10 @@ HWY_INLINE VF ExpV(DF d, VF x) {
   const VF kHi = hn::Set(d, 88.72283935546875f);
   const VF kLo = hn::Set(d, -103.972084045410f);
   const VF xc = hn::Min(hn::Max(x, kLo), kHi);
-  const VF n = hn::Round(hn::Mul(xc, hn::Set(d, 1.44269504088896341f)));
+  // Adding 1.5 * 2^23 rounds xc log2(e) to an integer n in the low mantissa bits of kn.
+  const VF kMagic = hn::Set(d, 12582912.0f);
+  const VF kn = hn::MulAdd(xc, hn::Set(d, 1.44269504088896341f), kMagic);
+  const VF n = hn::Sub(kn, kMagic);
   VF r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), xc);
   r = hn::NegMulAdd(n, hn::Set(d, -2.12194440e-4f), r);
   VF p = hn::Set(d, 1.9875691500E-4f);
@@ -88,7 +91,7 @@ HWY_INLINE VF ExpV(DF d, VF x) {
   p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201E-1f));
   p = hn::MulAdd(p, hn::Mul(r, r), hn::Add(r, hn::Set(d, 1.0f)));
   // 2^n as two factors so that n in [-150, 128] never leaves the exponent range.
-  const auto ni = hn::ConvertTo(di, n);
+  const auto ni = hn::Sub(hn::BitCast(di, kn), hn::BitCast(di, kMagic));
   const auto n1 = hn::ShiftRight<1>(ni);
   const auto n2 = hn::Sub(ni, n1);
   const auto bias = hn::Set(di, 127);
@@ -103,7 +106,10 @@ HWY_INLINE VF ExpV(DF d, VF x) {
 // special cases, which were a fifth of GELU's instructions.
 HWY_INLINE VF ExpInRangeV(DF d, VF x) {
   const hn::RebindToSigned<DF> di;
-  const VF n = hn::Round(hn::Mul(x, hn::Set(d, 1.44269504088896341f)));
+  // Adding 1.5 * 2^23 rounds x log2(e) to an integer n in the low mantissa bits of kn.
+  const VF kMagic = hn::Set(d, 12582912.0f);
+  const VF kn = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), kMagic);
+  const VF n = hn::Sub(kn, kMagic);
   VF r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), x);
   r = hn::NegMulAdd(n, hn::Set(d, -2.12194440e-4f), r);
   VF p = hn::Set(d, 1.9875691500E-4f);
@@ -113,7 +119,8 @@ HWY_INLINE VF ExpInRangeV(DF d, VF x) {
   p = hn::MulAdd(p, r, hn::Set(d, 1.6666665459E-1f));
   p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201E-1f));
   p = hn::MulAdd(p, hn::Mul(r, r), hn::Add(r, hn::Set(d, 1.0f)));
-  const auto biased = hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127));
+  // kn's bits are those of 1.5 * 2^23 plus n; the shift drops the constant's part.
+  const auto biased = hn::Add(hn::BitCast(di, kn), hn::Set(di, 127));
   return hn::Mul(p, hn::BitCast(d, hn::ShiftLeft<23>(biased)));
 }
 

@@ -101,6 +101,24 @@ TEST(SimdMathTest, ExpAccuracyAndEdges) {
   });
 }
 
+// Erf and exact GELU far into the tails, where their exp argument is clamped: finite, accurate
+// results, and NaN stays NaN.
+TEST(SimdMathTest, ErfAndGeluTails) {
+  ForEachTarget([&] {
+    std::vector<float> x = Range(4001, -40, 40);
+    x.insert(x.end(), {-1e30f, 1e30f, 0.0f, -0.0f, 1e-20f, -3e-5f, NAN});
+    std::vector<float> erf(x.size()), gelu(x.size());
+    const int64_t n = static_cast<int64_t>(x.size());
+    simd::Unary(simd::UnaryOp::kErf, x.data(), erf.data(), n);
+    simd::Unary(simd::UnaryOp::kGelu, x.data(), gelu.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = x[i];
+      ExpectNear(erf[i], std::erf(v), i);
+      ExpectNear(gelu[i], 0.5 * v * std::erfc(-v / std::sqrt(2.0)), i);
+    }
+  });
+}
+
 TEST(SimdMathTest, BinaryAndSoftmax) {
   ForEachTarget([&] {
     for (int n : {1, 5, 16, 31, 100}) {
