@@ -37,6 +37,10 @@ absl::StatusOr<Activation> ActivationFromNode(const Node& node) {
 
 // Vectorised through simd_math (runtime-dispatched Highway code).
 void ApplyActivation(const Activation& act, float* data, int64_t n) {
+  ApplyActivationRows(act, data, 1, n, n);
+}
+
+void ApplyActivationRows(const Activation& act, float* data, int64_t rows, int64_t n, int64_t ld) {
   simd::UnaryOp op;
   switch (act.kind) {
     case ActivationKind::kNone:
@@ -68,7 +72,7 @@ void ApplyActivation(const Activation& act, float* data, int64_t n) {
     default:
       return;
   }
-  simd::Unary(op, data, data, n, act.alpha, act.beta);
+  simd::UnaryRows(op, data, rows, n, ld, act.alpha, act.beta);
 }
 
 }  // namespace flywheel::engine

@@ -35,5 +35,7 @@ absl::StatusOr<Activation> ActivationFromNode(const Node& node);
 
 // Applies `act` to data[0, n) in place. Single-threaded: callers parallelise over blocks.
 void ApplyActivation(const Activation& act, float* data, int64_t n);
+// The same on `rows` rows of n floats that start ld floats apart (a tile of an output matrix).
+void ApplyActivationRows(const Activation& act, float* data, int64_t rows, int64_t n, int64_t ld);
 
 }  // namespace flywheel::engine

@@ -128,8 +128,8 @@ HWY_INLINE void Epilogue(const TileArgs& g, float* c, int64_t mr, int64_t nw, in
       }
       for (; j < nw; ++j) row[j] += bias[j];
     }
-    if (g.act.kind != ActivationKind::kNone) ApplyActivation(g.act, row, nw);
   }
+  if (g.act.kind != ActivationKind::kNone) ApplyActivationRows(g.act, c, mr, nw, g.ldc);
 }
 
 template <int MR, int NV>

@@ -174,95 +174,108 @@ HWY_INLINE VF SigmoidV(DF d, VF x) {
   return hn::Div(one, hn::Add(one, ExpV(d, hn::Neg(x))));
 }
 
-// Runs f over in[0, n) into out; the tail goes through a stack buffer (padded with `pad`).
+// Runs f over `rows` rows of n floats, ld apart, from in into out; each row's tail goes through a
+// stack buffer (padded with `pad`).
 template <class F>
-HWY_INLINE void Map(const float* in, float* out, int64_t n, F f, float pad = 0.0f) {
+HWY_INLINE void MapRows(const float* in, float* out, int64_t rows, int64_t n, int64_t ld, F f,
+                        float pad = 0.0f) {
   const DF d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  int64_t i = 0;
-  for (; i + 2 * lanes <= n; i += 2 * lanes) {
-    const VF a = hn::LoadU(d, in + i);
-    const VF b = hn::LoadU(d, in + i + lanes);
-    hn::StoreU(f(d, a), d, out + i);
-    hn::StoreU(f(d, b), d, out + i + lanes);
-  }
-  for (; i + lanes <= n; i += lanes) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
-  if (i < n) {
-    HWY_ALIGN float buf[kMaxLanes];
-    for (int64_t j = 0; j < lanes; ++j) buf[j] = i + j < n ? in[i + j] : pad;
-    hn::Store(f(d, hn::Load(d, buf)), d, buf);
-    std::memcpy(out + i, buf, static_cast<size_t>(n - i) * sizeof(float));
+  for (int64_t r = 0; r < rows; ++r, in += ld, out += ld) {
+    int64_t i = 0;
+    for (; i + 2 * lanes <= n; i += 2 * lanes) {
+      const VF a = hn::LoadU(d, in + i);
+      const VF b = hn::LoadU(d, in + i + lanes);
+      hn::StoreU(f(d, a), d, out + i);
+      hn::StoreU(f(d, b), d, out + i + lanes);
+    }
+    for (; i + lanes <= n; i += lanes) hn::StoreU(f(d, hn::LoadU(d, in + i)), d, out + i);
+    if (i < n) {
+      HWY_ALIGN float buf[kMaxLanes];
+      for (int64_t j = 0; j < lanes; ++j) buf[j] = i + j < n ? in[i + j] : pad;
+      hn::Store(f(d, hn::Load(d, buf)), d, buf);
+      std::memcpy(out + i, buf, static_cast<size_t>(n - i) * sizeof(float));
+    }
   }
 }
 
-void UnaryImpl(int op_int, const float* in, float* out, int64_t n, float alpha, float beta) {
+// MapRows on one row.
+template <class F>
+HWY_INLINE void Map(const float* in, float* out, int64_t n, F f, float pad = 0.0f) {
+  MapRows(in, out, 1, n, n, f, pad);
+}
+
+void UnaryImpl(int op_int, const float* in, float* out, int64_t rows, int64_t n, int64_t ld,
+               float alpha, float beta) {
   const DF d;
   const VF va = hn::Set(d, alpha), vb = hn::Set(d, beta);
   const VF zero = hn::Zero(d), one = hn::Set(d, 1.0f), half = hn::Set(d, 0.5f);
   switch (static_cast<UnaryOp>(op_int)) {
     case UnaryOp::kIdentity:
-      if (in != out) std::memmove(out, in, static_cast<size_t>(n) * sizeof(float));
+      for (int64_t r = 0; in != out && r < rows; ++r) {
+        std::memmove(out + r * ld, in + r * ld, static_cast<size_t>(n) * sizeof(float));
+      }
       return;
     case UnaryOp::kNeg:
-      return Map(in, out, n, [](DF, VF x) { return hn::Neg(x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Neg(x); });
     case UnaryOp::kAbs:
-      return Map(in, out, n, [](DF, VF x) { return hn::Abs(x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Abs(x); });
     case UnaryOp::kSqrt:
-      return Map(in, out, n, [](DF, VF x) { return hn::Sqrt(x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Sqrt(x); });
     case UnaryOp::kExp:
-      return Map(in, out, n, [](DF dd, VF x) { return ExpV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return ExpV(dd, x); });
     case UnaryOp::kLog:
-      return Map(
-          in, out, n, [](DF dd, VF x) { return LogV(dd, x); }, 1.0f);
+      return MapRows(
+          in, out, rows, n, ld, [](DF dd, VF x) { return LogV(dd, x); }, 1.0f);
     case UnaryOp::kErf:
-      return Map(in, out, n, [](DF dd, VF x) { return ErfV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return ErfV(dd, x); });
     case UnaryOp::kTanh:
-      return Map(in, out, n, [](DF dd, VF x) { return TanhV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return TanhV(dd, x); });
     case UnaryOp::kSigmoid:
-      return Map(in, out, n, [](DF dd, VF x) { return SigmoidV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return SigmoidV(dd, x); });
     case UnaryOp::kRelu:
-      return Map(in, out, n, [&](DF, VF x) { return hn::Max(x, zero); });
+      return MapRows(in, out, rows, n, ld, [&](DF, VF x) { return hn::Max(x, zero); });
     case UnaryOp::kLeakyRelu:
-      return Map(in, out, n,
-                 [&](DF, VF x) { return hn::IfThenElse(hn::Lt(x, zero), hn::Mul(x, va), x); });
+      return MapRows(in, out, rows, n, ld,
+                     [&](DF, VF x) { return hn::IfThenElse(hn::Lt(x, zero), hn::Mul(x, va), x); });
     case UnaryOp::kElu:
-      return Map(in, out, n, [&](DF dd, VF x) {
+      return MapRows(in, out, rows, n, ld, [&](DF dd, VF x) {
         return hn::IfThenElse(hn::Lt(x, zero), hn::Mul(va, hn::Sub(ExpV(dd, x), one)), x);
       });
     case UnaryOp::kHardSigmoid:
-      return Map(in, out, n,
-                 [&](DF, VF x) { return hn::Min(hn::Max(hn::MulAdd(va, x, vb), zero), one); });
+      return MapRows(in, out, rows, n, ld,
+                     [&](DF, VF x) { return hn::Min(hn::Max(hn::MulAdd(va, x, vb), zero), one); });
     case UnaryOp::kClip:
-      return Map(in, out, n, [&](DF, VF x) { return hn::Min(hn::Max(x, va), vb); });
+      return MapRows(in, out, rows, n, ld, [&](DF, VF x) { return hn::Min(hn::Max(x, va), vb); });
     case UnaryOp::kGelu:
-      return Map(in, out, n, [](DF dd, VF x) { return GeluV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return GeluV(dd, x); });
     case UnaryOp::kGeluTanh:
-      return Map(in, out, n, [&](DF dd, VF x) {
+      return MapRows(in, out, rows, n, ld, [&](DF dd, VF x) {
         const VF x3 = hn::Mul(hn::Mul(x, x), x);
         const VF inner =
             hn::Mul(hn::Set(dd, 0.7978845608028654f), hn::MulAdd(hn::Set(dd, 0.044715f), x3, x));
         return hn::Mul(hn::Mul(half, x), hn::Add(one, TanhV(dd, inner)));
       });
     case UnaryOp::kSquare:
-      return Map(in, out, n, [](DF, VF x) { return hn::Mul(x, x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Mul(x, x); });
     case UnaryOp::kReciprocal:
-      return Map(
-          in, out, n, [&](DF, VF x) { return hn::Div(one, x); }, 1.0f);
+      return MapRows(
+          in, out, rows, n, ld, [&](DF, VF x) { return hn::Div(one, x); }, 1.0f);
     case UnaryOp::kFloor:
-      return Map(in, out, n, [](DF, VF x) { return hn::Floor(x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Floor(x); });
     case UnaryOp::kCeil:
-      return Map(in, out, n, [](DF, VF x) { return hn::Ceil(x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Ceil(x); });
     case UnaryOp::kRound:
-      return Map(in, out, n, [](DF, VF x) { return hn::Round(x); });
+      return MapRows(in, out, rows, n, ld, [](DF, VF x) { return hn::Round(x); });
     case UnaryOp::kSoftplus:
       // max(x, 0) + log1p(exp(-|x|)): no overflow for large x.
-      return Map(in, out, n, [&](DF dd, VF x) {
+      return MapRows(in, out, rows, n, ld, [&](DF dd, VF x) {
         return hn::Add(hn::Max(x, zero), Log1pV(dd, ExpV(dd, hn::Neg(hn::Abs(x)))));
       });
     case UnaryOp::kSin:
-      return Map(in, out, n, [](DF dd, VF x) { return SinV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return SinV(dd, x); });
     case UnaryOp::kCos:
-      return Map(in, out, n, [](DF dd, VF x) { return CosV(dd, x); });
+      return MapRows(in, out, rows, n, ld, [](DF dd, VF x) { return CosV(dd, x); });
   }
 }
 
@@ -413,7 +426,13 @@ HWY_EXPORT(SoftmaxColumnsImpl);
 
 void Unary(UnaryOp op, const float* in, float* out, int64_t n, float alpha, float beta) {
   if (n <= 0) return;
-  HWY_DYNAMIC_DISPATCH(UnaryImpl)(static_cast<int>(op), in, out, n, alpha, beta);
+  HWY_DYNAMIC_DISPATCH(UnaryImpl)(static_cast<int>(op), in, out, 1, n, n, alpha, beta);
+}
+
+void UnaryRows(UnaryOp op, float* data, int64_t rows, int64_t n, int64_t ld, float alpha,
+               float beta) {
+  if (rows <= 0 || n <= 0) return;
+  HWY_DYNAMIC_DISPATCH(UnaryImpl)(static_cast<int>(op), data, data, rows, n, ld, alpha, beta);
 }
 
 void Binary(BinaryOp op, const float* a, const float* b, float* out, int64_t n) {

@@ -36,6 +36,10 @@ enum class UnaryOp : int {
 
 // out[i] = op(in[i]) for i in [0, n); `in` may equal `out`. Single-threaded.
 void Unary(UnaryOp op, const float* in, float* out, int64_t n, float alpha = 0, float beta = 0);
+// Unary in place on `rows` rows of n floats that start ld floats apart (a tile of a matrix): one
+// dispatch for the whole tile.
+void UnaryRows(UnaryOp op, float* data, int64_t rows, int64_t n, int64_t ld, float alpha = 0,
+               float beta = 0);
 
 enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kMax, kMin };
 
