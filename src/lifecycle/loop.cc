@@ -103,6 +103,9 @@ absl::StatusOr<std::unique_ptr<LoopRunner>> LoopRunner::Create(std::vector<LoopD
     slot->last_trigger = impl->started;
     impl->slots.push_back(std::move(slot));
   }
+  // Before any trigger: a run the last server left unfinished must not leave its candidate in
+  // the repository (it would push the champion out of the version policy) or its canary running.
+  for (const auto& slot : impl->slots) impl->RecoverInterrupted(*slot);
   impl->RegisterMetrics();
   std::unique_ptr<LoopRunner> runner(new LoopRunner(std::move(impl)));
   if (options.start_thread) runner->impl_->StartTicker();

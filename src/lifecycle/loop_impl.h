@@ -74,6 +74,8 @@ struct LoopRunner::Impl {
   // loop_run.cc: one run from trigger to outcome ("promoted", "stopped_at_gate", "rolled_back",
   // "failed", "cancelled"); every step recorded in the history.
   std::string RunOnce(LoopSlot& slot, int64_t run, const std::string& reason);
+  // loop_run.cc: at start, finishes the last run when the server stopped in its middle.
+  void RecoverInterrupted(LoopSlot& slot);
 };
 
 }  // namespace flywheel::lifecycle

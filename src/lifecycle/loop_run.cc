@@ -87,6 +87,51 @@ class LoopRun {
     author_.note = absl::StrCat("retraining loop '", def_.name, "' run ", run);
   }
 
+  // Finishes a run that a crash or kill interrupted (its history has no `done`), as the run
+  // would have on a failure: an active canary of its candidate is rolled back, and a candidate
+  // that was not promoted leaves the repository, so that the version policy keeps the champion.
+  void Recover(const LoopEvent& last) {
+    ctx_.champion = last.champion;
+    ctx_.candidate = last.candidate;
+    if (ctx_.candidate == 0) {
+      // Killed between moving the candidate in and recording it: the registry knows it.
+      absl::StatusOr<ModelInfo> info = slot_.registry->List(def_.model);
+      for (const VersionInfo& v : info.ok() ? info->versions : std::vector<VersionInfo>{}) {
+        const auto& p = v.metadata.parameters;
+        auto loop = p.find("loop");
+        auto run = p.find("run");
+        if (v.registered && loop != p.end() && loop->second == def_.name && run != p.end() &&
+            run->second == absl::StrCat(ctx_.run)) {
+          ctx_.candidate = v.version;
+          if (ctx_.champion == 0) ctx_.champion = v.metadata.parent;
+        }
+      }
+    }
+    step_ = last.step;
+    std::string outcome = "failed";
+    std::error_code ec;
+    const bool on_disk =
+        ctx_.candidate > 0 && fs::exists(absl::StrCat(ModelDir(slot_), "/", ctx_.candidate), ec);
+    absl::StatusOr<RolloutStatus> rollout = impl_.services.rollouts->Get(def_.model);
+    const bool ours =
+        rollout.ok() && ctx_.candidate > 0 && rollout->spec.candidate == ctx_.candidate;
+    if (ours && rollout->state == RolloutState::kPromoted) {
+      outcome = "promoted";  // it died after the promotion, before recording the end
+    } else {
+      if (ours && rollout->state == RolloutState::kActive) {
+        absl::StatusOr<RolloutStatus> back = impl_.services.rollouts->Rollback(def_.model, author_);
+        Record("rollback", back.ok() ? "ok" : "failed",
+               back.ok() ? "the canary of an interrupted run was rolled back"
+                         : std::string(back.status().message()));
+        outcome = "rolled_back";
+      }
+      if (on_disk && ctx_.champion > 0 && ctx_.candidate != ctx_.champion) RetireCandidate();
+    }
+    Record("done", outcome == "promoted" ? "ok" : "failed",
+           absl::StrCat(outcome, ": run ", ctx_.run, " was interrupted at ", last.step,
+                        " (the server stopped); finished at start"));
+  }
+
   std::string Run(const std::string& reason) {
     Record("trigger", "ok", reason);
     std::string outcome;
@@ -508,6 +553,20 @@ class LoopRun {
   RunContext ctx_;
   std::string step_ = "trigger";
 };
+
+void LoopRunner::Impl::RecoverInterrupted(LoopSlot& slot) {
+  absl::StatusOr<LoopHistory::ReadResult> read = slot.history->Read();
+  if (!read.ok() || read->events.empty()) return;
+  const int64_t run = read->events.back().run;
+  const LoopEvent* last = nullptr;
+  for (const LoopEvent& e : read->events) {
+    if (e.run != run) continue;
+    if (e.step == "done") return;  // it finished
+    last = &e;
+  }
+  if (last == nullptr) return;
+  LoopRun(*this, slot, run).Recover(*last);
+}
 
 std::string LoopRunner::Impl::RunOnce(LoopSlot& slot, int64_t run, const std::string& reason) {
   LoopRun one(*this, slot, run);

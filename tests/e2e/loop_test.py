@@ -14,6 +14,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -217,6 +218,31 @@ rollout:
             server.start()
         self.assertIn("loads only its latest version", str(raised.exception))
         self.assertIn("num_versions: 2", str(raised.exception))
+
+    def test_a_run_killed_in_its_canary_is_finished_at_restart(self):
+        # No unlabelled traffic: the canary cannot turn healthy before the kill.
+        self.send_labelled(concept_a, 450, shifted=False)
+        deadline = time.time() + 180
+        while self.loop_state()["loop"]["step"] != "canary":
+            self.assertLess(time.time(), deadline, self.loop_state())
+            time.sleep(0.05)
+        self.server.stop(signal.SIGKILL)
+        self.assertTrue(os.path.isdir(os.path.join(self.model_dir, "2")))
+        self.server = FlywheelServer(FLYWHEEL, self.server.args, timeout=90)
+        self.server.start()
+        self.url = self.server.http_url
+        history = self.loop_state()["history"]
+        done = [e for e in history if e["run"] == 1 and e["step"] == "done"]
+        self.assertEqual(len(done), 1, history)
+        self.assertIn("rolled_back: run 1 was interrupted at canary", done[0]["detail"])
+        self.assertIn(("rollback", "ok"), self.steps(1))
+        self.assertIn(("retire", "ok"), self.steps(1))
+        self.assertFalse(os.path.exists(os.path.join(self.model_dir, "2")))
+        status, rollout = call("GET", f"{self.url}/v1/rollouts/{MODEL}")
+        self.assertEqual(rollout["state"], "rolled_back", rollout)
+        status, reply = call("POST", f"{self.url}/v2/models/{MODEL}/infer",
+                             infer_body(np.zeros((1, 16), np.float32)))
+        self.assertEqual((status, reply.get("model_version")), (200, "1"), reply)
 
     def test_retrain_gate_and_rollback(self):
         traffic = Traffic(self.url)
