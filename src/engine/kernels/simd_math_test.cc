@@ -111,6 +111,12 @@ TEST(SimdMathTest, ErfAndGeluTails) {
     const int64_t n = static_cast<int64_t>(x.size());
     simd::Unary(simd::UnaryOp::kErf, x.data(), erf.data(), n);
     simd::Unary(simd::UnaryOp::kGelu, x.data(), gelu.data(), n);
+    const float inf = std::numeric_limits<float>::infinity();
+    float gelu_inf[3] = {inf, -inf, NAN};
+    simd::Unary(simd::UnaryOp::kGelu, gelu_inf, gelu_inf, 3);
+    EXPECT_EQ(gelu_inf[0], inf);
+    EXPECT_NEAR(gelu_inf[1], 0.0f, 1e-30f);
+    EXPECT_TRUE(std::isnan(gelu_inf[2]));
     for (int64_t i = 0; i < n; ++i) {
       const double v = x[i];
       ExpectNear(erf[i], std::erf(v), i);
