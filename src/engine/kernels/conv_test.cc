@@ -307,5 +307,44 @@ TEST(FusedConvTest, ZWithoutBiasAndBadZ) {
   EXPECT_FALSE(RunOp(spec, {x, w, Tensor(), z}).ok());
 }
 
+// [N, C, H, W] <-> [N, H, W, C].
+Tensor ToNhwc(const Tensor& t) {
+  const int64_t n = t.dim(0), c = t.dim(1), h = t.dim(2), w = t.dim(3);
+  Tensor out = Tensor::Allocate(DataType::kFp32, Shape{n, h, w, c});
+  for (int64_t i = 0; i < n * c * h * w; ++i) {
+    const int64_t b = i / (c * h * w), ch = i / (h * w) % c, p = i % (h * w);
+    out.data<float>()[(b * h * w + p) * c + ch] = t.data<float>()[i];
+  }
+  return out;
+}
+
+// The channels-last FusedConv (NHWC Y and Z, X NHWC or NCHW, as the channels-last pass makes
+// it) against the NCHW reference, at 1 and 2 threads and odd and even batches.
+TEST(FusedConvTest, ChannelsLast) {
+  for (int64_t n : {1, 6, 7, 8}) {
+    for (int threads : {1, 2}) {
+      for (bool nhwc_x : {true, false}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "n=" << n << " threads=" << threads << " nhwc_x=" << nhwc_x);
+        ConvCase cc{.n = n, .c = 16, .m = 32, .in = {16, 16}, .pads = {1, 1, 1, 1}};
+        Tensor x = testing::RandomTensor(Shape{n, 16, 16, 16}, 5),
+               w = testing::RandomTensor(Shape{32, 16, 3, 3}, 6),
+               b = testing::RandomTensor(Shape{32}, 7),
+               z = testing::RandomTensor(Shape{n, 32, 16, 16}, 8);
+        OpSpec spec = MakeSpec(cc, /*const_w=*/true, threads);
+        spec.op_type = "FusedConv";
+        spec.domain = "com.flywheel";
+        spec.attributes["activation"] = StringAttr("Relu");
+        spec.attributes["channels_last_y"] = IntAttr(1);
+        if (nhwc_x) spec.attributes["channels_last_x"] = IntAttr(1);
+        auto got = RunOp(spec, {nhwc_x ? ToNhwc(x) : x, w, b, ToNhwc(z)});
+        ASSERT_TRUE(got.ok()) << got.status();
+        Activation act{ActivationKind::kRelu, 0, 0};
+        testing::ExpectTensorNear((*got)[0], ToNhwc(RefConv(cc, x, w, &b, &z, act)));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace flywheel::engine
