@@ -125,6 +125,29 @@ TEST(PassesChannelsLast, FirstLayerWithOneChannelBlock) {
   }
 }
 
+// Grouped and depthwise convolutions with SAME padding and dilation run channels-last too.
+TEST(PassesChannelsLast, GroupedAndDepthwiseChain) {
+  GraphBuilder b;
+  int x = b.Input("x", Shape{-1, 8, 11, 11});
+  int g1 = b.Op("Conv", {x, b.Const("w1", Pattern(Shape{16, 2, 3, 3}, 0.03f))},
+                {{"group", IntAttr(4)}, {"auto_pad", testing::StringAttr("SAME_UPPER")}},
+                Shape{-1, 16, 11, 11});
+  int dw = b.Op(
+      "Conv", {g1, b.Const("w2", Pattern(Shape{16, 1, 3, 3}, 0.05f))},
+      {{"group", IntAttr(16)}, {"dilations", IntsAttr({2, 2})}, {"pads", IntsAttr({2, 2, 2, 2})}},
+      Shape{-1, 16, 11, 11});
+  int r = b.Op("Relu", {dw}, {}, Shape{-1, 16, 11, 11});
+  b.Output(b.Op("MaxPool", {r}, {{"kernel_shape", IntsAttr({3, 3})}, {"strides", IntsAttr({2, 2})}},
+                Shape{-1, 16, 5, 5}));
+  Graph g = b.Build();
+  Graph before = g;
+  ASSERT_TRUE(FuseActivations(g).ok());
+  ASSERT_TRUE(ConvertToChannelsLast(g).ok());
+  EXPECT_EQ(CountOps(g),
+            (std::map<std::string, int>{{"FusedConv", 2}, {"NhwcMaxPool", 1}, {"Transpose", 1}}));
+  ExpectSameResults(before, g, {Pattern(Shape{3, 8, 11, 11})});
+}
+
 // A convolution with no NHWC neighbour stays as it was: Transposes would only replace oneDNN's
 // own reorders. So do pools that read NCHW values.
 TEST(PassesChannelsLast, LoneConvAndPoolsUnchanged) {
