@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/heap.h"
 #include "engine/kernels/registry.h"
 
 namespace flywheel::engine {
@@ -322,6 +323,10 @@ absl::StatusOr<std::unique_ptr<ExecPlan>> ExecPlan::Create(Graph graph,
       if (v >= 0) ++readers_left[v];
     }
   }
+  // Freed weights below the mmap threshold stay resident in the heap while their packed copies
+  // grow it: returned to the system every kTrimBytes, they do not add up over the load.
+  constexpr size_t kMmapThreshold = 128 * 1024, kTrimBytes = 256 * 1024;
+  size_t freed_in_heap = 0;
   for (int k = 0; k < n; ++k) {
     const Node& node = g.nodes[k];
     KernelFactory factory = registry.Find(node.domain, node.op_type);
@@ -334,7 +339,13 @@ absl::StatusOr<std::unique_ptr<ExecPlan>> ExecPlan::Create(Graph graph,
       if (v < 0) continue;
       if (kernel->ReadsConstantInput(static_cast<int>(i))) still_read[v] = true;
       if (--readers_left[v] == 0 && !still_read[v] && g.values[v].constant && !g.IsGraphOutput(v)) {
+        const size_t bytes = g.values[v].constant->ByteSize();
         plan->graph_.values[v].constant.reset();
+        if (bytes < kMmapThreshold) freed_in_heap += bytes;
+        if (freed_in_heap >= kTrimBytes) {
+          ReturnFreedHeap();
+          freed_in_heap = 0;
+        }
       }
     }
     plan->kernels_.push_back(std::move(kernel));

@@ -1,35 +1,14 @@
 #include "engine/session.h"
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include <algorithm>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "engine/exec_plan.h"
+#include "engine/heap.h"
 #include "engine/onnx_loader.h"
 #include "engine/passes/optimizer.h"
-
-// glibc's heap tuning (mallopt, malloc_trim) applies only where glibc's malloc is the heap: not
-// under AddressSanitizer, whose allocator replaces it (there, calling them from a load thread
-// initialises glibc's unused arenas on that thread and trips glibc's arena accounting when the
-// thread exits).
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FLYWHEEL_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define FLYWHEEL_ASAN 1
-#endif
-#if defined(__GLIBC__) && !defined(FLYWHEEL_ASAN)
-#define FLYWHEEL_GLIBC_HEAP 1
-#else
-#define FLYWHEEL_GLIBC_HEAP 0
-#endif
 
 namespace flywheel::engine {
 namespace {
@@ -90,26 +69,11 @@ absl::Status Session::Init(Graph graph, const SessionOptions& options) {
   }
   if (options.optimize) FW_RETURN_IF_ERROR(OptimizeGraph(graph));
   FW_ASSIGN_OR_RETURN(plan_, ExecPlan::Create(std::move(graph), options));
-#if FLYWHEEL_GLIBC_HEAP
   // Loading frees the parsed model and every weight that kernels re-packed; hand the freed heap
   // back to the system so that a loaded model costs its weights once, not twice.
-  malloc_trim(0);
-#endif
+  ReturnFreedHeap();
   return absl::OkStatus();
 }
-
-namespace {
-
-// Large buffers (weights, parsed tensors) always come from mmap, so memory a load frees goes back
-// to the system at once instead of staying in glibc's heap: a model costs its weights once.
-void UseMmapForLargeBuffers() {
-#if FLYWHEEL_GLIBC_HEAP
-  static const bool done = [] { return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1; }();
-  (void)done;
-#endif
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Load(const std::string& path,
                                                        const SessionOptions& options) {
