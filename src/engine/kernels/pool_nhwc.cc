@@ -1,10 +1,10 @@
 // Channels-last pooling for the NHWC chains the channels-last pass builds: com.flywheel
 // NhwcMaxPool (MaxPool attributes, X and Y [N, H, W, C], no Indices) and NhwcGlobalAveragePool
 // (X [N, H, W, C], Y [N, C, 1, 1] as GlobalAveragePool). Channels are the contiguous axis, so each
-// window tap is a vector max/add over C. They run on the calling thread: they sit between oneDNN
-// convolutions, whose OpenMP workers keep spinning for a while after each primitive, and a
-// thread-pool worker woken in that window competes with them for the cores (with 2 threads on a
-// busy machine that cost milliseconds), while the pools themselves are a small part of the model.
+// window tap is a vector max/add over C. Below ~16 MiB of input they run on the calling thread:
+// they sit between oneDNN convolutions, whose OpenMP workers keep spinning for a while after each
+// primitive, and a thread-pool worker woken in that window competes with them for the cores (with
+// 2 threads on a busy machine that cost milliseconds), while such pools take microseconds.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -108,6 +108,9 @@ void DispatchMaxPoolRows(const float* in, float* out, const MaxPoolGeometry& g, 
 
 namespace {
 
+// Inputs of at least this many elements are split over the thread pool.
+constexpr int64_t kParallelElements = int64_t{1} << 22;
+
 // Fixed-width chunks let the compiler keep a chunk in vector registers at the default -O2.
 constexpr int64_t kLanes = 16;
 
@@ -164,7 +167,16 @@ class NhwcMaxPoolKernel : public Kernel {
                                                   g.dilations[1],
                                                   g.pad_begin[0],
                                                   g.pad_begin[1]};
-    pool_nhwc_internal::DispatchMaxPoolRows(in, out, geo, 0, n * oh);
+    const int64_t rows = n * oh;
+    if (x->NumElements() < kParallelElements || ctx.num_threads() <= 1) {
+      pool_nhwc_internal::DispatchMaxPoolRows(in, out, geo, 0, rows);
+    } else {
+      const int64_t per_row = std::max<int64_t>(1, x->NumElements() / std::max<int64_t>(rows, 1));
+      ctx.pool().ParallelFor(rows, std::max<int64_t>(1, (1 << 20) / per_row),
+                             [&](int64_t begin, int64_t end) {
+                               pool_nhwc_internal::DispatchMaxPoolRows(in, out, geo, begin, end);
+                             });
+    }
     return absl::OkStatus();
   }
 
