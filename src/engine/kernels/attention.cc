@@ -113,18 +113,16 @@ class AttentionKernel : public Kernel {
         }
         SgemmPanels(false, s, sk, d, scale, qd + bh * s * d, d, packed, 0.0f, scores, sk,
                     GemmEpilogue{}, nullptr);
-        for (int64_t i = 0; i < s; ++i) {
+        for (int64_t i = 0; md != nullptr && i < s; ++i) {
           float* row = scores + i * sk;
-          if (md != nullptr) {
-            const float* mrow = md + b * ms[0] + h * ms[1] + i * ms[2];
-            if (ms[3] == 0) {
-              for (int64_t j = 0; j < sk; ++j) row[j] += mrow[0];
-            } else {
-              for (int64_t j = 0; j < sk; ++j) row[j] += mrow[j];
-            }
+          const float* mrow = md + b * ms[0] + h * ms[1] + i * ms[2];
+          if (ms[3] == 0) {
+            for (int64_t j = 0; j < sk; ++j) row[j] += mrow[0];
+          } else {
+            for (int64_t j = 0; j < sk; ++j) row[j] += mrow[j];
           }
-          simd::SoftmaxRow(row, row, sk, /*log=*/false);
         }
+        simd::SoftmaxRows(scores, scores, s, sk, /*log=*/false);
         // out = P @ V
         PackBInto(false, sk, dv, vd + bh * sk * dv, dv, packed);
         SgemmPanels(false, s, dv, sk, 1.0f, scores, sk, packed, 0.0f, od + bh * s * dv, dv,

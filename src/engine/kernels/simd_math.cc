@@ -346,8 +346,8 @@ void BinaryImpl(int op, int mode, const float* a, const float* b, float* out, in
   }
 }
 
-void SoftmaxRowImpl(const float* x, float* y, int64_t n, bool log) {
-  if (n <= 0) return;
+// Softmax of one row; inlined into SoftmaxRowsImpl's loop, whose constants it shares.
+HWY_INLINE void SoftmaxRowInline(const float* x, float* y, int64_t n, bool log) {
   const DF d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   const float kNegInf = -std::numeric_limits<float>::infinity();
@@ -375,6 +375,11 @@ void SoftmaxRowImpl(const float* x, float* y, int64_t n, bool log) {
     const VF inv = hn::Set(d, 1.0f / sum);
     Map(y, y, n, [&](DF, VF v) { return hn::Mul(v, inv); });
   }
+}
+
+void SoftmaxRowsImpl(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+  if (n <= 0) return;
+  for (int64_t r = 0; r < rows; ++r) SoftmaxRowInline(x + r * n, y + r * n, n, log);
 }
 
 void SoftmaxColumnsImpl(const float* x, float* y, int64_t len, int64_t stride, int64_t width,
@@ -438,7 +443,7 @@ namespace flywheel::engine::simd {
 
 HWY_EXPORT(UnaryImpl);
 HWY_EXPORT(BinaryImpl);
-HWY_EXPORT(SoftmaxRowImpl);
+HWY_EXPORT(SoftmaxRowsImpl);
 HWY_EXPORT(SoftmaxColumnsImpl);
 
 void Unary(UnaryOp op, const float* in, float* out, int64_t n, float alpha, float beta) {
@@ -468,7 +473,12 @@ void BinarySV(BinaryOp op, float a, const float* b, float* out, int64_t n) {
 }
 
 void SoftmaxRow(const float* x, float* y, int64_t n, bool log) {
-  HWY_DYNAMIC_DISPATCH(SoftmaxRowImpl)(x, y, n, log);
+  HWY_DYNAMIC_DISPATCH(SoftmaxRowsImpl)(x, y, 1, n, log);
+}
+
+void SoftmaxRows(const float* x, float* y, int64_t rows, int64_t n, bool log) {
+  if (rows <= 0) return;
+  HWY_DYNAMIC_DISPATCH(SoftmaxRowsImpl)(x, y, rows, n, log);
 }
 
 void SoftmaxColumns(const float* x, float* y, int64_t len, int64_t stride, int64_t width,

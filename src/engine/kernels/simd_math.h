@@ -52,6 +52,8 @@ void BinarySV(BinaryOp op, float a, const float* b, float* out, int64_t n);
 
 // Softmax (or log-softmax) of the contiguous row x[0, n) into y; stable (subtracts the max).
 void SoftmaxRow(const float* x, float* y, int64_t n, bool log);
+// SoftmaxRow on `rows` contiguous rows of n floats, with one dispatch (attention's short rows).
+void SoftmaxRows(const float* x, float* y, int64_t rows, int64_t n, bool log);
 // Softmax along a strided axis for `width` adjacent columns: element k of column j is at
 // x[k * stride + j], k in [0, len).
 void SoftmaxColumns(const float* x, float* y, int64_t len, int64_t stride, int64_t width, bool log);

@@ -143,5 +143,20 @@ TEST(SimdMathTest, BinaryAndSoftmax) {
   });
 }
 
+// SoftmaxRows gives each row what SoftmaxRow gives it alone.
+TEST(SimdMathTest, SoftmaxRowsMatchesRowByRow) {
+  ForEachTarget([&] {
+    for (int n : {1, 7, 16, 32, 45}) {
+      const int rows = 5;
+      std::vector<float> x = Range(rows * n, -6, 4), all(rows * n), one(n);
+      simd::SoftmaxRows(x.data(), all.data(), rows, n, false);
+      for (int r = 0; r < rows; ++r) {
+        simd::SoftmaxRow(x.data() + r * n, one.data(), n, false);
+        for (int i = 0; i < n; ++i) EXPECT_EQ(all[r * n + i], one[i]) << "row " << r << " i " << i;
+      }
+    }
+  });
+}
+
 }  // namespace
 }  // namespace flywheel::engine
