@@ -1,10 +1,12 @@
 // Channels-last pooling for the NHWC chains the channels-last pass builds: com.flywheel
 // NhwcMaxPool (MaxPool attributes, X and Y [N, H, W, C], no Indices) and NhwcGlobalAveragePool
 // (X [N, H, W, C], Y [N, C, 1, 1] as GlobalAveragePool). Channels are the contiguous axis, so each
-// window tap is a vector max/add over C. Below ~16 MiB of input they run on the calling thread:
-// they sit between oneDNN convolutions, whose OpenMP workers keep spinning for a while after each
-// primitive, and a thread-pool worker woken in that window competes with them for the cores (with
-// 2 threads on a busy machine that cost milliseconds), while such pools take microseconds.
+// window tap is a vector max/add over C. NhwcMaxPool runs on oneDNN's pooling where it has an
+// optimised kernel for the geometry: these pools sit between oneDNN convolutions, whose OpenMP
+// workers keep spinning for a while after each primitive, so the pool shares those threads rather
+// than waking the engine's pool to compete with them for the cores (with 2 threads on a busy
+// machine that cost milliseconds). Elsewhere (and for GlobalAveragePool, a few microseconds) the
+// Highway loop runs on the calling thread, or for 4M+ elements on the thread pool.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -90,9 +92,18 @@ void MaxPoolRows(const float* in, float* out, const MaxPoolGeometry& g, int64_t 
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "engine/kernels/conv_util.h"
+#include "engine/kernels/dnnl_util.h"
 #include "engine/kernels/registry.h"
 
 namespace flywheel::engine {
@@ -121,6 +132,47 @@ inline void AddInto(float* __restrict acc, const float* __restrict in, int64_t c
   }
   for (; i < c; ++i) acc[i] += in[i];
 }
+
+using dnnl::memory;
+
+// oneDNN max pooling for one input shape and thread count; `prim` is empty where oneDNN has no
+// optimised kernel for it (the Highway loop runs instead).
+struct DnnlPool {
+  Shape x_shape;
+  int threads = 0;
+  dnnl::pooling_v2_forward prim;
+  memory::desc src_md, dst_md, scratch_md;
+  uint64_t id = 0;  // unique over the process: keys the per-thread call cache
+};
+
+// A thread's memory objects and arguments for one DnnlPool, re-pointed at each run's buffers so
+// that a run creates no oneDNN objects.
+struct DnnlPoolCall {
+  uint64_t id = 0;
+  memory src, dst, scratch;
+  std::unordered_map<int, memory> args;
+};
+
+DnnlPoolCall& PoolCallFor(const DnnlPool& p) {
+  constexpr int kSlots = 8;
+  thread_local DnnlPoolCall slots[kSlots];
+  thread_local int next = 0;
+  for (DnnlPoolCall& c : slots) {
+    if (c.id == p.id) return c;
+  }
+  DnnlPoolCall& c = slots[next];
+  next = (next + 1) % kSlots;
+  c = DnnlPoolCall{};
+  c.id = p.id;
+  c.src = memory(p.src_md, DnnlEngine(), DNNL_MEMORY_NONE);
+  c.dst = memory(p.dst_md, DnnlEngine(), DNNL_MEMORY_NONE);
+  c.scratch = memory(p.scratch_md, DnnlEngine(), DNNL_MEMORY_NONE);
+  c.args = {{DNNL_ARG_SRC, c.src}, {DNNL_ARG_DST, c.dst}, {DNNL_ARG_SCRATCHPAD, c.scratch}};
+  return c;
+}
+
+// Below this many input elements a pool runs on one thread (waking OpenMP's costs more).
+constexpr int64_t kDnnlSingleThreadElements = int64_t{1} << 18;
 
 class NhwcMaxPoolKernel : public Kernel {
  public:
@@ -167,6 +219,25 @@ class NhwcMaxPoolKernel : public Kernel {
                                                   g.dilations[1],
                                                   g.pad_begin[0],
                                                   g.pad_begin[1]};
+    const int threads = x->NumElements() < kDnnlSingleThreadElements ? 1 : ctx.num_threads();
+    std::shared_ptr<const DnnlPool> pool = GetPool(x->shape(), threads, g, oh, ow);
+    if (pool->prim) {
+      const size_t scratch_bytes = pool->scratch_md.get_size();
+      void* scratch = scratch_bytes > 0 ? ctx.Scratch(scratch_bytes) : nullptr;
+      try {
+        SetDnnlThreads(threads);
+        DnnlPoolCall& call = PoolCallFor(*pool);
+        call.src.set_data_handle(const_cast<float*>(in));
+        call.dst.set_data_handle(out);
+        if (scratch != nullptr) call.scratch.set_data_handle(scratch);
+        dnnl::stream& s = DnnlStream();
+        pool->prim.execute(s, call.args);
+        s.wait();
+      } catch (const dnnl::error& ex) {
+        return DnnlError(ctx.node(), "max pooling", ex);
+      }
+      return absl::OkStatus();
+    }
     const int64_t rows = n * oh;
     if (x->NumElements() < kParallelElements || ctx.num_threads() <= 1) {
       pool_nhwc_internal::DispatchMaxPoolRows(in, out, geo, 0, rows);
@@ -182,7 +253,51 @@ class NhwcMaxPoolKernel : public Kernel {
 
  private:
   NhwcMaxPoolKernel() = default;
+
+  // The cached oneDNN pooling for `x` (NHWC) at `threads`, built on first use.
+  std::shared_ptr<const DnnlPool> GetPool(const Shape& x, int threads, const WindowGeometry& g,
+                                          int64_t oh, int64_t ow) const {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& p : cache_) {
+        if (p->x_shape == x && p->threads == threads) return p;
+      }
+    }
+    static std::atomic<uint64_t> next_id{1};
+    auto p = std::make_shared<DnnlPool>();
+    p->x_shape = x;
+    p->threads = threads;
+    p->id = next_id.fetch_add(1);
+    try {
+      SetDnnlThreads(threads);  // oneDNN fixes a primitive's threads when it creates it
+      const memory::dims src{x[0], x[3], x[1], x[2]}, dst{x[0], x[3], oh, ow};
+      p->src_md = memory::desc(src, memory::data_type::f32, memory::format_tag::nhwc);
+      p->dst_md = memory::desc(dst, memory::data_type::f32, memory::format_tag::nhwc);
+      dnnl::pooling_v2_forward::desc desc(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, p->src_md, p->dst_md,
+          {g.strides[0], g.strides[1]}, {g.kernel[0], g.kernel[1]},
+          {g.dilations[0] - 1, g.dilations[1] - 1}, {g.pad_begin[0], g.pad_begin[1]},
+          {g.pad_end[0], g.pad_end[1]});
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::pooling_v2_forward::primitive_desc pd(desc, attr, DnnlEngine());
+      if (!absl::StartsWith(pd.impl_info_str(), "ref")) {
+        p->prim = dnnl::pooling_v2_forward(pd);
+        p->scratch_md = pd.scratchpad_desc();
+      }
+    } catch (const dnnl::error&) {
+      p->prim = dnnl::pooling_v2_forward();  // a geometry oneDNN does not take: Highway loop
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cache_.size() >= kMaxCached) cache_.erase(cache_.begin());
+    cache_.push_back(p);
+    return p;
+  }
+
+  static constexpr size_t kMaxCached = 16;
   WindowAttrs attrs_;
+  mutable std::mutex mu_;
+  mutable std::vector<std::shared_ptr<const DnnlPool>> cache_;  // guarded by mu_
 };
 
 class NhwcGlobalAveragePoolKernel : public Kernel {

@@ -56,12 +56,19 @@ TEST(NhwcMaxPoolTest, MatchesNchwKernel) {
       {{"kernel_shape", IntsAttr({2, 2})}, {"auto_pad", testing::StringAttr("SAME_UPPER")}}, 1);
 }
 
-// 4M elements: split over the pool's 2 threads.
+// 4M elements on 2 threads: by oneDNN, and (dilated ceil mode, which oneDNN's pooling does not
+// take) by the Highway loop split over the thread pool.
 TEST(NhwcMaxPoolTest, LargeInputOnTwoThreads) {
   ExpectMaxPoolMatches(Shape{2, 128, 128, 128},
                        {{"kernel_shape", IntsAttr({3, 3})},
                         {"strides", IntsAttr({2, 2})},
                         {"pads", IntsAttr({1, 1, 1, 1})}},
+                       2);
+  ExpectMaxPoolMatches(Shape{2, 128, 128, 128},
+                       {{"kernel_shape", IntsAttr({3, 3})},
+                        {"strides", IntsAttr({2, 2})},
+                        {"dilations", IntsAttr({2, 2})},
+                        {"ceil_mode", IntAttr(1)}},
                        2);
 }
 
