@@ -385,7 +385,7 @@ absl::StatusOr<std::shared_ptr<ConvEntry>> ConvKernel::Build(const Node& node, i
     // NHWC kernels are as fast as its blocked ones, and need no reorder.
     dnnl::convolution_forward::primitive_desc pd;
     bool done = false;
-    if (channels_last_ && !channels_last_x_) {
+    if (channels_last_ && !channels_last_x_ && c < 8) {
       // A first layer (few NCHW input channels): oneDNN's direct kernel reads NCHW X as it is
       // and writes channel blocks, faster than reordering X for its NHWC kernel; with exactly
       // one block of output channels its output is NHWC byte for byte, so it needs no reorder.
