@@ -112,6 +112,7 @@ absl::Status ConvertToChannelsLast(Graph& graph, int* changes) {
     return false;
   };
 
+  // graph.nodes does not grow in this loop (new nodes wait in `added`), so `n` stays valid.
   for (size_t i = 0; i < original_nodes; ++i) {
     Node& n = graph.nodes[i];
     if (n.dead) continue;
@@ -130,10 +131,7 @@ absl::Status ConvertToChannelsLast(Graph& graph, int* changes) {
         n.attributes["channels_last_x"] = one;
         n.inputs[0] = nhwc.at(x);
       }
-      if (n.input(3) >= 0) {
-        const int z = nhwc_input(n.input(3));
-        graph.nodes[i].inputs[3] = z;
-      }
+      if (n.input(3) >= 0) n.inputs[3] = nhwc_input(n.input(3));
     } else if (x_nhwc && IsMaxPool2D(graph, n)) {
       n.domain = std::string(kFlywheelDomain);
       n.op_type = "NhwcMaxPool";
@@ -148,10 +146,9 @@ absl::Status ConvertToChannelsLast(Graph& graph, int* changes) {
       continue;
     }
     ++converted;
-    Node& cur = graph.nodes[i];
-    const int y = cur.outputs[0];
+    const int y = n.outputs[0];
     const int t = twin_value(y);
-    graph.nodes[i].outputs[0] = t;
+    n.outputs[0] = t;
     nhwc.emplace(y, t);
     produced.push_back(y);
   }
