@@ -206,9 +206,16 @@ class Bench:
         out = run([self.observe_bench, "--benchmark_format=json"])
         costs = {}
         for b in json.loads(out)["benchmarks"]:
-            m = re.search(r"mode:(\d)/zstd_level:(-?\d+)", b["name"])
+            m = re.search(r"mode:(\d)/zstd_level:(-?\d+)(?:/direct_io:(\d))?", b["name"])
             mode, level = MODES[int(m.group(1))], int(m.group(2))
-            key = mode if level == 1 else f"{mode}, zstd level {level}"
+            # "full" is the server's default log (zstd level -1, direct I/O); other settings are
+            # named after what differs.
+            extras = []
+            if mode == "full" and level != -1:
+                extras.append(f"zstd level {level}")
+            if mode == "full" and m.group(3) == "0":
+                extras.append("through the page cache")
+            key = ", ".join([mode] + extras)
             costs[key] = {"cpu_ns": b["process_cpu_ns_per_request"],
                           "bytes_per_record": b.get("log_bytes_per_record"),
                           "dropped": b.get("log_dropped")}
