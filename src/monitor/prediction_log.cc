@@ -98,9 +98,10 @@ bool PredictionLog::Submit(PredictionRecord&& record) {
   Node* node = new Node;
   node->record = std::move(record);
   Push(node);
-  // Wake the writer early only when the queue crosses a quarter of its capacity; otherwise it
-  // wakes on its flush interval. One producer in many takes the lock.
-  if (n + 1 == wake_threshold_) {
+  // Wake the writer each time kWakeBatch records wait (or a quarter of the capacity, if less);
+  // otherwise it wakes on its flush interval. One producer in many takes the lock.
+  const int64_t queued = queued_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (queued == std::min(kWakeBatch, wake_threshold_) || n + 1 == wake_threshold_) {
     std::lock_guard<std::mutex> lock(signals_.mu());
     signals_.WakeLocked();
   }
@@ -172,6 +173,7 @@ void PredictionLog::WriterLoop() {
         std::this_thread::yield();  // a producer is one store away from linking its record
         continue;
       }
+      queued_.fetch_sub(1, std::memory_order_relaxed);
       writer_->Add(node->record);
       delete node;
       ++taken;

@@ -118,7 +118,13 @@ class PredictionLog {
   absl::Time Now() const;
 
   const PredictionLogOptions options_;
+  // Records buffered by the writer before it writes them all as frames (a quarter of the queue).
   const int64_t wake_threshold_;
+  // Records queued and not yet taken by the writer; each time it climbs through kWakeBatch the
+  // writer is woken, so that records (and the request bodies they keep alive) are serialized
+  // while still in cache and freed in small batches rather than thousands at once.
+  static constexpr int64_t kWakeBatch = 256;
+  std::atomic<int64_t> queued_{0};
 
   // A multi-producer single-consumer linked queue (D. Vyukov's): producers exchange head_, the
   // writer follows tail_. stub_ keeps it non-empty.
