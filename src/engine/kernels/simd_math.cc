@@ -70,18 +70,14 @@ FW_VEC_MATH(SinV, sin, std::sin)
 FW_VEC_MATH(CosV, cos, std::cos)
 #undef FW_VEC_MATH
 
-// e^x, Cephes polynomial after range reduction by ln 2; overflow gives +inf, underflow 0 (with
-// subnormals), NaN stays NaN.
-HWY_INLINE VF ExpV(DF d, VF x) {
-  const hn::RebindToSigned<DF> di;
-  const VF kHi = hn::Set(d, 88.72283935546875f);
-  const VF kLo = hn::Set(d, -103.972084045410f);
-  const VF xc = hn::Min(hn::Max(x, kLo), kHi);
-  // Adding 1.5 * 2^23 rounds xc log2(e) to an integer n in the low mantissa bits of kn.
+// The shared core of ExpV and ExpInRangeV: n = round(x log2(e)), kept in the low mantissa bits of
+// *kn (1.5 * 2^23 + n), and e^r for the reduced r = x - n ln(2), so that e^x = p * 2^n.
+HWY_INLINE VF ExpReduced(DF d, VF x, VF* kn) {
+  // Adding 1.5 * 2^23 rounds x log2(e) to an integer n in the low mantissa bits of kn.
   const VF kMagic = hn::Set(d, 12582912.0f);
-  const VF kn = hn::MulAdd(xc, hn::Set(d, 1.44269504088896341f), kMagic);
-  const VF n = hn::Sub(kn, kMagic);
-  VF r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), xc);
+  *kn = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), kMagic);
+  const VF n = hn::Sub(*kn, kMagic);
+  VF r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), x);
   r = hn::NegMulAdd(n, hn::Set(d, -2.12194440e-4f), r);
   VF p = hn::Set(d, 1.9875691500E-4f);
   p = hn::MulAdd(p, r, hn::Set(d, 1.3981999507E-3f));
@@ -89,9 +85,20 @@ HWY_INLINE VF ExpV(DF d, VF x) {
   p = hn::MulAdd(p, r, hn::Set(d, 4.1665795894E-2f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.6666665459E-1f));
   p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201E-1f));
-  p = hn::MulAdd(p, hn::Mul(r, r), hn::Add(r, hn::Set(d, 1.0f)));
+  return hn::MulAdd(p, hn::Mul(r, r), hn::Add(r, hn::Set(d, 1.0f)));
+}
+
+// e^x, Cephes polynomial after range reduction by ln 2; overflow gives +inf, underflow 0 (with
+// subnormals), NaN stays NaN.
+HWY_INLINE VF ExpV(DF d, VF x) {
+  const hn::RebindToSigned<DF> di;
+  const VF kHi = hn::Set(d, 88.72283935546875f);
+  const VF kLo = hn::Set(d, -103.972084045410f);
+  const VF xc = hn::Min(hn::Max(x, kLo), kHi);
+  VF kn;
+  const VF p = ExpReduced(d, xc, &kn);
   // 2^n as two factors so that n in [-150, 128] never leaves the exponent range.
-  const auto ni = hn::Sub(hn::BitCast(di, kn), hn::BitCast(di, kMagic));
+  const auto ni = hn::Sub(hn::BitCast(di, kn), hn::BitCast(di, hn::Set(d, 12582912.0f)));
   const auto n1 = hn::ShiftRight<1>(ni);
   const auto n2 = hn::Sub(ni, n1);
   const auto bias = hn::Set(di, 127);
@@ -106,19 +113,8 @@ HWY_INLINE VF ExpV(DF d, VF x) {
 // special cases, which were a fifth of GELU's instructions.
 HWY_INLINE VF ExpInRangeV(DF d, VF x) {
   const hn::RebindToSigned<DF> di;
-  // Adding 1.5 * 2^23 rounds x log2(e) to an integer n in the low mantissa bits of kn.
-  const VF kMagic = hn::Set(d, 12582912.0f);
-  const VF kn = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), kMagic);
-  const VF n = hn::Sub(kn, kMagic);
-  VF r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), x);
-  r = hn::NegMulAdd(n, hn::Set(d, -2.12194440e-4f), r);
-  VF p = hn::Set(d, 1.9875691500E-4f);
-  p = hn::MulAdd(p, r, hn::Set(d, 1.3981999507E-3f));
-  p = hn::MulAdd(p, r, hn::Set(d, 8.3334519073E-3f));
-  p = hn::MulAdd(p, r, hn::Set(d, 4.1665795894E-2f));
-  p = hn::MulAdd(p, r, hn::Set(d, 1.6666665459E-1f));
-  p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201E-1f));
-  p = hn::MulAdd(p, hn::Mul(r, r), hn::Add(r, hn::Set(d, 1.0f)));
+  VF kn;
+  const VF p = ExpReduced(d, x, &kn);
   // kn's bits are those of 1.5 * 2^23 plus n; the shift drops the constant's part.
   const auto biased = hn::Add(hn::BitCast(di, kn), hn::Set(di, 127));
   return hn::Mul(p, hn::BitCast(d, hn::ShiftLeft<23>(biased)));
