@@ -95,12 +95,15 @@ absl::StatusOr<std::unique_ptr<LoopRunner>> LoopRunner::Create(std::vector<LoopD
     slot->history = std::make_unique<LoopHistory>(
         LoopHistory::PathFor(slot->registry->repository(), def.model, def.name));
     FW_ASSIGN_OR_RETURN(int64_t last_run, slot->history->LastRun());
-    slot->state.name = def.name;
-    slot->state.model = def.model;
-    slot->state.run = last_run;
-    slot->state.history_path = slot->history->path();
+    {
+      absl::MutexLock lock(&slot->mu);
+      slot->state.name = def.name;
+      slot->state.model = def.model;
+      slot->state.run = last_run;
+      slot->state.history_path = slot->history->path();
+      slot->last_trigger = impl->started;
+    }
     slot->def = std::move(def);
-    slot->last_trigger = impl->started;
     impl->slots.push_back(std::move(slot));
   }
   // Before any trigger: a run the last server left unfinished must not leave its candidate in
@@ -185,19 +188,22 @@ int64_t LoopRunner::Impl::NewLabels(const LoopSlot& slot,
 std::string LoopRunner::Impl::TriggerReason(LoopSlot& slot, absl::Time now) {
   const LoopTrigger& trigger = slot.def.trigger;
   const std::map<std::string, int64_t> joined = JoinedLabels(slot);
-  const int64_t fresh = NewLabels(slot, joined);
+  int64_t fresh = 0;
   absl::Time last_end;
+  absl::Time last_trigger;
   {
     absl::MutexLock lock(&slot.mu);
+    fresh = NewLabels(slot, joined);
     slot.state.new_labels = fresh;
     if (slot.state.running) return "";
     last_end = slot.state.last_run_end;
+    last_trigger = slot.last_trigger;
   }
   if (last_end != absl::InfinitePast() && now - last_end < trigger.min_interval) return "";
   if (trigger.new_labels.has_value() && fresh >= *trigger.new_labels) {
     return absl::StrCat(fresh, " new labels (trigger: ", *trigger.new_labels, ")");
   }
-  if (trigger.every.has_value() && now - slot.last_trigger >= *trigger.every) {
+  if (trigger.every.has_value() && now - last_trigger >= *trigger.every) {
     return absl::StrCat("schedule: every ", absl::FormatDuration(*trigger.every));
   }
   if (trigger.drift_psi.has_value()) {
@@ -243,8 +249,12 @@ absl::Status LoopRunner::Impl::StartRun(LoopSlot& slot, std::string reason) {
   }
   if (previous.joinable()) previous.join();
   // The labels counted for this run are spent: the next trigger counts from here.
-  slot.label_baseline = JoinedLabels(slot);
-  slot.last_trigger = absl::Now();
+  std::map<std::string, int64_t> baseline = JoinedLabels(slot);
+  {
+    absl::MutexLock lock(&slot.mu);
+    slot.label_baseline = std::move(baseline);
+    slot.last_trigger = absl::Now();
+  }
   slot.cancel.store(false);
   // Made under the lock, so that the worker (whose last act takes the lock) cannot finish before
   // it is stored.

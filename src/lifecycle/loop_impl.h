@@ -26,9 +26,9 @@ struct LoopSlot {
   mutable absl::Mutex mu;
   LoopState state ABSL_GUARDED_BY(mu);
   std::thread worker ABSL_GUARDED_BY(mu);
-  // Touched by the ticker and by StartRun, never at once (StartRun holds `running`).
-  std::map<std::string, int64_t> label_baseline;  // version -> joined labels at the last run
-  absl::Time last_trigger = absl::InfinitePast();
+  // The trigger's memory, read by the ticker and reset by StartRun (the ticker's or a request's).
+  std::map<std::string, int64_t> label_baseline ABSL_GUARDED_BY(mu);  // version -> joined labels
+  absl::Time last_trigger ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   std::atomic<bool> cancel{false};
 };
 
@@ -62,7 +62,8 @@ struct LoopRunner::Impl {
 
   LoopSlot* Find(absl::string_view name) const;
   std::map<std::string, int64_t> JoinedLabels(const LoopSlot& slot) const;
-  int64_t NewLabels(const LoopSlot& slot, const std::map<std::string, int64_t>& joined) const;
+  int64_t NewLabels(const LoopSlot& slot, const std::map<std::string, int64_t>& joined) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(slot.mu);
   // Why the loop should run now ("" for not).
   std::string TriggerReason(LoopSlot& slot, absl::Time now);
   void Tick(absl::Time now);
