@@ -35,9 +35,9 @@ const char* RolloutPolicyName(RolloutPolicy policy);  // "canary", "ab", "shadow
 absl::StatusOr<RolloutPolicy> ParseRolloutPolicy(absl::string_view name);
 
 struct RolloutThresholds {
-  double max_error_rate = 0.01;              // candidate failed / answered, in the window
-  std::optional<double> max_p99_ms;          // candidate p99 latency in the window
-  std::optional<double> max_disagreement;    // shadow: disagreed / compared
+  double max_error_rate = 0.01;            // candidate failed / answered, in the window
+  std::optional<double> max_p99_ms;        // candidate p99 latency in the window
+  std::optional<double> max_disagreement;  // shadow: disagreed / compared
   // Live label quality (monitor's quality of each version): the candidate may be at most this
   // much worse than the stable version in `quality_metric` ("auc", "accuracy", "log_loss",
   // "mae", "rmse"), judged once both have min_labels joined pairs.
@@ -53,7 +53,7 @@ struct RolloutSpec {
   RolloutPolicy policy = RolloutPolicy::kCanary;
   int64_t stable = 0;  // 0: the version unversioned requests reach now
   int64_t candidate = 0;
-  double weight = 0.1;  // canary and A-B: the candidate's share in (0, 1]
+  double weight = 0.1;           // canary and A-B: the candidate's share in (0, 1]
   std::string sticky_parameter;  // A-B: required
   double shadow_fraction = 0;    // shadow: (0, 1]
   RolloutThresholds thresholds;
@@ -113,8 +113,8 @@ class RolloutController {
   // whose folder holds the model). `monitoring` (optional) gives live label quality; `metrics`
   // (optional) receives flywheel_rollout_* metrics. All must outlive the controller.
   static absl::StatusOr<std::unique_ptr<RolloutController>> Create(
-      serving::Server* server, std::vector<Registry*> registries,
-      monitor::Monitoring* monitoring, monitor::Registry* metrics, RolloutOptions options = {});
+      serving::Server* server, std::vector<Registry*> registries, monitor::Monitoring* monitoring,
+      monitor::Registry* metrics, RolloutOptions options = {});
   ~RolloutController();  // stops the thread
 
   // Reads every model's rollout.json and sets its traffic split on the server (before the

@@ -38,7 +38,7 @@ absl::StatusOr<TrainCommandResult> RunTrainCommand(const TrainCommandOptions& op
 
 // Replaces {name} by values.at(name) in `text`; an unknown {name} is an error naming it. "{{"
 // and "}}" are literal braces.
-absl::StatusOr<std::string> SubstitutePlaceholders(const std::string& text,
-                                                   const std::map<std::string, std::string>& values);
+absl::StatusOr<std::string> SubstitutePlaceholders(
+    const std::string& text, const std::map<std::string, std::string>& values);
 
 }  // namespace flywheel::lifecycle

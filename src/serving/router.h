@@ -42,9 +42,8 @@ struct TrafficSplit {
 
 // Latency buckets (upper bounds, seconds) of the arm histograms; cumulative counts per bucket,
 // the last bucket is +Inf. Fixed, so that two snapshots subtract into the figures of a window.
-inline constexpr double kRouteLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                  0.005,  0.01,    0.025,  0.05,  0.1,
-                                                  0.25,   0.5,     1,      2.5,   5};
+inline constexpr double kRouteLatencyBuckets[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
 inline constexpr int kRouteLatencyBucketCount =
     sizeof(kRouteLatencyBuckets) / sizeof(kRouteLatencyBuckets[0]) + 1;
 
@@ -58,7 +57,7 @@ struct LatencyHistogram {
 
 struct ArmFigures {
   int64_t version = 0;
-  double weight = 0;   // current
+  double weight = 0;    // current
   uint64_t routed = 0;  // live requests sent to this version by the split
   uint64_t succeeded = 0;
   // Failures that are the version's doing: UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED, UNKNOWN,
@@ -70,12 +69,12 @@ struct ArmFigures {
 };
 
 struct ShadowFigures {
-  int64_t version = 0;   // 0 when the split has no shadow
+  int64_t version = 0;    // 0 when the split has no shadow
   uint64_t sent = 0;      // copies sent
   uint64_t compared = 0;  // both answers ok and compared
   uint64_t disagreed = 0;
-  uint64_t failed = 0;    // the shadow's answer was an error (the served one was ok)
-  uint64_t skipped = 0;   // not compared: the served answer failed, or the queue was full
+  uint64_t failed = 0;   // the shadow's answer was an error (the served one was ok)
+  uint64_t skipped = 0;  // not compared: the served answer failed, or the queue was full
   LatencyHistogram latency;
 };
 
