@@ -166,17 +166,14 @@ LoopSlot* LoopRunner::Impl::Find(absl::string_view name) const {
 }
 
 std::map<std::string, int64_t> LoopRunner::Impl::JoinedLabels(const LoopSlot& slot) const {
-  std::map<std::string, int64_t> joined;
-  auto quality = services.monitoring->Quality(slot.def.model);
-  if (!quality.ok()) return joined;
-  for (const monitor::VersionQuality& q : *quality) joined[q.version] = q.report.joined_total;
-  return joined;
+  // Only the counts: checked every tick, this must not compute every window's figures.
+  return services.monitoring->labels().JoinedCounts(slot.def.model);
 }
 
 int64_t LoopRunner::Impl::NewLabels(const LoopSlot& slot,
                                     const std::map<std::string, int64_t>& joined) const {
-  // Per version, so that a version unloading (its count leaving the sum) never makes the count
-  // go backwards for the others.
+  // Per version against its own baseline, so that versions coming and going never make the count
+  // go backwards.
   int64_t fresh = 0;
   for (const auto& [version, count] : joined) {
     auto base = slot.label_baseline.find(version);

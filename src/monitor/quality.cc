@@ -232,6 +232,19 @@ std::vector<QualityReport> LabelJoiner::Compute() const {
   return reports;
 }
 
+std::map<std::string, int64_t> LabelJoiner::JoinedCounts(absl::string_view model) const {
+  std::vector<const QualityWindow*> windows;
+  {
+    absl::MutexLock lock(&windows_mu_);
+    for (const auto& [key, window] : windows_) {
+      if (key.first == model) windows.push_back(window.get());
+    }
+  }
+  std::map<std::string, int64_t> counts;
+  for (const QualityWindow* w : windows) counts[w->version()] = w->joined();
+  return counts;
+}
+
 void LabelJoiner::Collect(SampleWriter& writer) const {
   const LabelCounts c = Counts();
   writer.Add("flywheel_predictions_recorded_total",

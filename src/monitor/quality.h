@@ -69,6 +69,8 @@ class QualityWindow {
   // binary ones, finite always) and adds the pair; false (counted) when the label is invalid.
   bool Add(const Prediction& prediction, double label);
   QualityReport Compute() const;
+  // Pairs joined since the start (QualityReport::joined_total) without computing the figures.
+  int64_t joined() const;
   const std::string& model() const { return model_; }
   const std::string& version() const { return version_; }
 
@@ -150,6 +152,8 @@ class LabelJoiner {
   LabelCounts Counts(absl::Time now = absl::Now()) const;
   // Every window's report, ordered by model and version.
   std::vector<QualityReport> Compute() const;
+  // Version -> pairs joined since the start, for every window of `model` (cheap: no figures).
+  std::map<std::string, int64_t> JoinedCounts(absl::string_view model) const;
   // Label counters and the reports of every window: the body of a scrape-time collector.
   void Collect(SampleWriter& writer) const;
 

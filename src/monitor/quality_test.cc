@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -77,6 +78,12 @@ TEST(QualityTest, BinaryMetricsEqualBruteForce) {
   EXPECT_FALSE(r.mae.has_value());
   EXPECT_EQ(joiner.Counts(kT0).joined, 500);
   EXPECT_EQ(joiner.Counts(kT0).pending, 0);
+  // The cheap count the retraining loop's trigger reads agrees with the report's.
+  EXPECT_EQ(w->joined(), 500);
+  joiner.Window("other_model", "1");
+  const std::map<std::string, int64_t> counts = joiner.JoinedCounts(w->model());
+  EXPECT_EQ(counts, (std::map<std::string, int64_t>{{w->version(), 500}}));
+  EXPECT_TRUE(joiner.JoinedCounts("no_such_model").empty());
 }
 
 TEST(QualityTest, AutoDetectsBinaryFromTwoClassOutputsAndLogits) {

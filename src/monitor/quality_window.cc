@@ -110,6 +110,11 @@ bool QualityWindow::Add(const Prediction& prediction, double label) {
   return true;
 }
 
+int64_t QualityWindow::joined() const {
+  absl::MutexLock lock(&mu_);
+  return joined_;
+}
+
 QualityReport QualityWindow::Compute() const {
   QualityReport r;
   r.model = model_;
