@@ -298,7 +298,7 @@ absl::StatusOr<std::vector<VersionQuality>> Monitoring::Quality(absl::string_vie
     return absl::NotFoundError(absl::StrCat("model '", model, "' has no loaded version"));
   }
   // The joiner's reports are the source of truth for windows (they outlive reloads).
-  std::vector<QualityReport> reports = state_->joiner.Compute();
+  std::vector<QualityReport> reports = state_->joiner.Compute(model);
   std::vector<VersionQuality> out;
   out.reserve(found.size());
   for (auto& [q, has_window] : found) {

@@ -220,28 +220,30 @@ LabelCounts LabelJoiner::Counts(absl::Time now) const {
   return c;
 }
 
-std::vector<QualityReport> LabelJoiner::Compute() const {
+std::vector<const QualityWindow*> LabelJoiner::Windows(const absl::string_view* model) const {
   std::vector<const QualityWindow*> windows;
-  {
-    absl::MutexLock lock(&windows_mu_);
-    for (const auto& [key, window] : windows_) windows.push_back(window.get());
+  absl::MutexLock lock(&windows_mu_);
+  for (const auto& [key, window] : windows_) {
+    if (model == nullptr || key.first == *model) windows.push_back(window.get());
   }
+  return windows;
+}
+
+std::vector<QualityReport> LabelJoiner::Compute() const {
   std::vector<QualityReport> reports;
-  reports.reserve(windows.size());
-  for (const QualityWindow* w : windows) reports.push_back(w->Compute());
+  for (const QualityWindow* w : Windows(nullptr)) reports.push_back(w->Compute());
+  return reports;
+}
+
+std::vector<QualityReport> LabelJoiner::Compute(absl::string_view model) const {
+  std::vector<QualityReport> reports;
+  for (const QualityWindow* w : Windows(&model)) reports.push_back(w->Compute());
   return reports;
 }
 
 std::map<std::string, int64_t> LabelJoiner::JoinedCounts(absl::string_view model) const {
-  std::vector<const QualityWindow*> windows;
-  {
-    absl::MutexLock lock(&windows_mu_);
-    for (const auto& [key, window] : windows_) {
-      if (key.first == model) windows.push_back(window.get());
-    }
-  }
   std::map<std::string, int64_t> counts;
-  for (const QualityWindow* w : windows) counts[w->version()] = w->joined();
+  for (const QualityWindow* w : Windows(&model)) counts[w->version()] = w->joined();
   return counts;
 }
 

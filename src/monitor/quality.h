@@ -152,6 +152,8 @@ class LabelJoiner {
   LabelCounts Counts(absl::Time now = absl::Now()) const;
   // Every window's report, ordered by model and version.
   std::vector<QualityReport> Compute() const;
+  // The reports of `model`'s windows only, ordered by version.
+  std::vector<QualityReport> Compute(absl::string_view model) const;
   // Version -> pairs joined since the start, for every window of `model` (cheap: no figures).
   std::map<std::string, int64_t> JoinedCounts(absl::string_view model) const;
   // Label counters and the reports of every window: the body of a scrape-time collector.
@@ -160,6 +162,8 @@ class LabelJoiner {
  private:
   struct Shard;
   Shard& ShardOf(uint64_t key) const;
+  // The windows of `model`, or of every model when it is null; ordered by model and version.
+  std::vector<const QualityWindow*> Windows(const absl::string_view* model) const;
 
   QualityOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
