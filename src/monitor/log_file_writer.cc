@@ -36,8 +36,6 @@ bool WriteFully(int fd, const char* data, size_t size) {
 
 // Direct I/O writes whole blocks from aligned memory; 4 KiB suits 512-byte and 4 KiB devices.
 constexpr size_t kBlock = 4096;
-// zstd skippable frames: a magic number in [0x184D2A50, 0x184D2A5F], the payload size, payload.
-constexpr uint32_t kSkippableMagic = 0x184D2A50;
 constexpr size_t kSkippableHeader = 8;
 
 void PutLittleEndian32(char* p, uint32_t v) {
@@ -50,7 +48,7 @@ size_t PadToBlock(char* data, size_t size) {
   size_t pad = (kBlock - size % kBlock) % kBlock;
   if (pad == 0) return size;
   if (pad < kSkippableHeader) pad += kBlock;
-  PutLittleEndian32(data + size, kSkippableMagic);
+  PutLittleEndian32(data + size, kZstdSkippableMagic);
   PutLittleEndian32(data + size + 4, static_cast<uint32_t>(pad - kSkippableHeader));
   std::memset(data + size + kSkippableHeader, 0, pad - kSkippableHeader);
   return size + pad;

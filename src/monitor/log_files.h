@@ -3,6 +3,7 @@
 // Shared by the writer (prediction_log.h) and the reader (log_reader.h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,16 @@
 namespace flywheel::monitor {
 
 inline constexpr absl::string_view kLogFileSuffix = ".jsonl.zst";
+
+// zstd skippable frames (a magic number in [0x184D2A50, 0x184D2A5F], a 4-byte payload size, the
+// payload): the padding that direct I/O writes after each frame, which readers skip.
+inline constexpr uint32_t kZstdSkippableMagic = 0x184D2A50;
+inline bool IsZstdSkippableFrame(const char* frame, size_t size) {
+  if (size < 4) return false;
+  uint32_t magic = 0;
+  for (int i = 3; i >= 0; --i) magic = (magic << 8) | static_cast<unsigned char>(frame[i]);
+  return (magic & 0xFFFFFFF0u) == kZstdSkippableMagic;
+}
 
 // A model name as one safe folder name: bytes outside [A-Za-z0-9._-], and a leading '.', are
 // written as %XX, so "../x" cannot leave the log folder and "a/b" is one folder.

@@ -112,7 +112,7 @@ class LogReader::Stream {
         if (!ZSTD_isError(size)) {
           start_ += size;
           // Padding the writer adds for direct I/O (log_file_writer.cc): no records.
-          if (IsSkippableFrame(src, size)) continue;
+          if (IsZstdSkippableFrame(src, size)) continue;
           if (Decompress(src, size)) {
             ++stats.frames;
             return true;
@@ -154,13 +154,6 @@ class LogReader::Stream {
       buf_.resize(old + static_cast<size_t>(n));
       if (n == 0) eof_ = true;
     }
-  }
-
-  static bool IsSkippableFrame(const char* src, size_t size) {
-    if (size < 4) return false;
-    uint32_t magic = 0;
-    for (int i = 3; i >= 0; --i) magic = (magic << 8) | static_cast<unsigned char>(src[i]);
-    return (magic & 0xFFFFFFF0u) == 0x184D2A50u;
   }
 
   int64_t RestOfFile() {
