@@ -15,6 +15,7 @@
 #include "model_config.pb.h"
 #include "monitor/csv_table.h"
 #include "monitor/monitoring.h"
+#include "serving/model_config.h"
 #include "serving/server.h"
 
 namespace flywheel::lifecycle {
@@ -72,11 +73,6 @@ absl::StatusOr<serving::InferResponse> InferAndWait(
     promise->set_value(std::move(response));
   });
   return answer.get();
-}
-
-const std::string* StringParameter(const inference::ModelConfig& config, const std::string& key) {
-  auto it = config.parameters().find(key);
-  return it == config.parameters().end() ? nullptr : &it->second.string_value();
 }
 
 }  // namespace
@@ -146,9 +142,10 @@ absl::StatusOr<Evaluation> EvaluateVersion(serving::Server& server, const std::s
   }
   // Which output labels are joined with, and the task, as live monitoring reads them.
   std::string output_name = metadata.outputs.empty() ? "" : metadata.outputs.front().name;
-  if (const std::string* p = StringParameter(config, monitor::kParamLabelOutput)) output_name = *p;
+  if (const std::string* p = serving::ConfigParameter(config, monitor::kParamLabelOutput))
+    output_name = *p;
   monitor::TaskKind task = monitor::TaskKind::kAuto;
-  if (const std::string* p = StringParameter(config, monitor::kParamLabelTask)) {
+  if (const std::string* p = serving::ConfigParameter(config, monitor::kParamLabelTask)) {
     FW_ASSIGN_OR_RETURN(task, monitor::ParseTaskKind(*p, monitor::kParamLabelTask));
   }
   // Each model input must come from the holdout, with as many columns as its row has elements.

@@ -24,11 +24,6 @@ constexpr char kDefaultKey[] = "key";
 constexpr char kDefaultValues[] = "values";
 constexpr char kDefaultPresent[] = "present";
 
-const std::string* Parameter(const inference::ModelConfig& config, const char* key) {
-  auto it = config.parameters().find(key);
-  return it == config.parameters().end() ? nullptr : &it->second.string_value();
-}
-
 absl::StatusOr<float> ParseMissingValue(const std::string& text) {
   float value = 0;
   if (!absl::SimpleAtof(absl::StripAsciiWhitespace(text), &value)) {
@@ -170,13 +165,13 @@ namespace config_internal {
 
 void CheckFeatureLookupConfig(const inference::ModelConfig& config, Problems* problems) {
   const std::string parameter = absl::StrCat("parameters.", kFeatures);
-  if (const std::string* features = Parameter(config, kFeatures); features == nullptr) {
+  if (const std::string* features = ConfigParameter(config, kFeatures); features == nullptr) {
     problems->Invalid(parameter,
                       "not set (name the features to look up: \"view:feature,view:feature\")");
   } else if (auto list = ParseFeatureList(*features); !list.ok()) {
     problems->Invalid(parameter, std::string(list.status().message()));
   }
-  if (const std::string* missing = Parameter(config, kMissingValue); missing != nullptr) {
+  if (const std::string* missing = ConfigParameter(config, kMissingValue); missing != nullptr) {
     if (auto value = ParseMissingValue(*missing); !value.ok()) {
       problems->Invalid(absl::StrCat("parameters.", kMissingValue),
                         std::string(value.status().message()));
@@ -247,13 +242,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateFeatureLookupBackend(inference::M
                      ": backend feature_lookup reads the online feature store, and this server "
                      "has none (start flywheel serve with --features DIR)"));
   }
-  const std::string* text = Parameter(*config, kFeatures);
+  const std::string* text = ConfigParameter(*config, kFeatures);
   if (text == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(model, ": parameters.features is not set"));
   }
   FW_ASSIGN_OR_RETURN(std::vector<std::string> features, ParseFeatureList(*text));
   float missing_value = 0;
-  if (const std::string* missing = Parameter(*config, kMissingValue); missing != nullptr) {
+  if (const std::string* missing = ConfigParameter(*config, kMissingValue); missing != nullptr) {
     FW_ASSIGN_OR_RETURN(missing_value, ParseMissingValue(*missing));
   }
   if (absl::Status valid = source->Validate(features); !valid.ok()) {

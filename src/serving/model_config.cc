@@ -208,6 +208,11 @@ SchedulerOptions SchedulerOptionsFromConfig(const inference::ModelConfig& config
   return options;
 }
 
+const std::string* ConfigParameter(const inference::ModelConfig& config, const std::string& key) {
+  auto it = config.parameters().find(key);
+  return it == config.parameters().end() ? nullptr : &it->second.string_value();
+}
+
 ModelPlatform PlatformOf(const inference::ModelConfig& config) {
   const std::string& platform = config.platform();
   const std::string& backend = config.backend();

@@ -70,6 +70,9 @@ std::vector<IOSpec> OutputSpecs(const inference::ModelConfig& config);
 SchedulerOptions SchedulerOptionsFromConfig(const inference::ModelConfig& config,
                                             const std::string& version);
 
+// The string value of `parameters { key: ... }`; null when the config does not set it.
+const std::string* ConfigParameter(const inference::ModelConfig& config, const std::string& key);
+
 // Backends flywheel serves, from platform/backend: ONNX models, XGBoost models (backend fil),
 // ensembles (platform ensemble) and online feature lookups (backend feature_lookup).
 enum class ModelPlatform { kUnknown, kOnnx, kFil, kEnsemble, kFeatureLookup };

@@ -110,8 +110,8 @@ std::vector<std::string> DefaultModelFiles(const inference::ModelConfig& config)
     case ModelPlatform::kOnnx:
       return {"model.onnx"};
     case ModelPlatform::kFil: {
-      auto type = config.parameters().find("model_type");
-      if (type != config.parameters().end() && type->second.string_value() == "xgboost_ubj") {
+      const std::string* type = ConfigParameter(config, "model_type");
+      if (type != nullptr && *type == "xgboost_ubj") {
         return {"xgboost.ubj", "model.ubj"};
       }
       return {"xgboost.json", "model.json"};

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "serving/model_config.h"
 #include "trees/forest.h"
 
 namespace flywheel::serving {
@@ -27,14 +28,13 @@ struct FilOutput {
 
 absl::StatusOr<bool> BoolParameter(const inference::ModelConfig& config, const std::string& key,
                                    bool fallback) {
-  auto it = config.parameters().find(key);
-  if (it == config.parameters().end()) return fallback;
-  std::string v = absl::AsciiStrToLower(it->second.string_value());
+  const std::string* text = ConfigParameter(config, key);
+  if (text == nullptr) return fallback;
+  std::string v = absl::AsciiStrToLower(*text);
   if (v == "true" || v == "1") return true;
   if (v == "false" || v == "0") return false;
   return absl::InvalidArgumentError(absl::StrCat("model '", config.name(), "': parameter '", key,
-                                                 "' must be true or false, got '",
-                                                 it->second.string_value(), "'"));
+                                                 "' must be true or false, got '", *text, "'"));
 }
 
 bool IsClassifier(const std::string& objective) {
@@ -129,9 +129,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateTreesBackend(const std::string& m
                                                             const inference::ModelConfig& config,
                                                             const TreesBackendOptions& options) {
   trees::LoadOptions load;
-  auto type = config.parameters().find("model_type");
-  if (type != config.parameters().end()) {
-    FW_ASSIGN_OR_RETURN(load.format, trees::ParseModelFormat(type->second.string_value()));
+  if (const std::string* type = ConfigParameter(config, "model_type")) {
+    FW_ASSIGN_OR_RETURN(load.format, trees::ParseModelFormat(*type));
   }
   FW_ASSIGN_OR_RETURN(std::unique_ptr<trees::Forest> loaded,
                       trees::Forest::LoadFile(model_path, load));
@@ -141,12 +140,12 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateTreesBackend(const std::string& m
   FW_ASSIGN_OR_RETURN(fil.output_class,
                       BoolParameter(config, "output_class", IsClassifier(objective)));
   FW_ASSIGN_OR_RETURN(fil.predict_proba, BoolParameter(config, "predict_proba", false));
-  if (auto it = config.parameters().find("threshold"); it != config.parameters().end()) {
-    if (!absl::SimpleAtof(it->second.string_value(), &fil.threshold)) {
+  if (const std::string* threshold = ConfigParameter(config, "threshold")) {
+    if (!absl::SimpleAtof(*threshold, &fil.threshold)) {
       return absl::InvalidArgumentError(absl::StrCat("model '", config.name(),
                                                      "': parameter 'threshold' must be a number, "
                                                      "got '",
-                                                     it->second.string_value(), "'"));
+                                                     *threshold, "'"));
     }
   }
   if (fil.output_class && !IsClassifier(objective)) {
