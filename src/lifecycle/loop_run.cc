@@ -494,30 +494,25 @@ class LoopRun {
     const std::string from = absl::StrCat(ModelDir(slot_), "/", ctx_.candidate);
     const std::string to = absl::StrCat(archive, "/", ctx_.candidate, "-run", ctx_.run);
     std::error_code ec;
+    std::string done;  // what happened to the folder
     if (!fs::exists(from, ec)) {
-      ctx_.candidate_in_repository = false;
-      absl::Status reloaded = impl_.services.server->ReloadModel(def_.model);
-      Record("retire", reloaded.ok() ? "ok" : "failed",
-             absl::StrCat("version ", ctx_.candidate, "'s folder ", from, " is gone already",
-                          reloaded.ok() ? ""
-                                        : absl::StrCat("; reloading the model failed: ",
-                                                       reloaded.message())));
-      return;
-    }
-    fs::create_directories(archive, ec);
-    if (ec || ::rename(from.c_str(), to.c_str()) != 0) {
-      Record("retire", "failed",
-             absl::StrCat("cannot move ", from, " to ", to, ": ",
-                          ec ? ec.message() : std::strerror(errno)));
-      return;
+      done = absl::StrCat("version ", ctx_.candidate, "'s folder ", from, " is gone already");
+    } else {
+      fs::create_directories(archive, ec);
+      if (ec || ::rename(from.c_str(), to.c_str()) != 0) {
+        Record("retire", "failed",
+               absl::StrCat("cannot move ", from, " to ", to, ": ",
+                            ec ? ec.message() : std::strerror(errno)));
+        return;
+      }
+      done = absl::StrCat("version ", ctx_.candidate, " moved to ", to);
     }
     ctx_.candidate_in_repository = false;
     absl::Status reloaded = impl_.services.server->ReloadModel(def_.model);
     Record("retire", reloaded.ok() ? "ok" : "failed",
-           reloaded.ok() ? absl::StrCat("version ", ctx_.candidate, " moved to ", to,
-                                        " and unloaded; version ", ctx_.champion, " serves")
-                         : absl::StrCat("moved to ", to,
-                                        ", but reloading the model failed: ", reloaded.message()));
+           reloaded.ok()
+               ? absl::StrCat(done, "; version ", ctx_.champion, " serves")
+               : absl::StrCat(done, ", but reloading the model failed: ", reloaded.message()));
   }
 
   void Enter(const std::string& step) {
