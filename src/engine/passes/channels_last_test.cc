@@ -9,11 +9,10 @@ namespace flywheel::engine {
 namespace {
 
 using testing::CountOps;
-using testing::ExpectTensorNear;
+using testing::ExpectSameResults;
 using testing::GraphBuilder;
 using testing::IntAttr;
 using testing::IntsAttr;
-using testing::RunGraph;
 
 Tensor Pattern(Shape shape, float scale = 0.1f, float offset = -0.6f) {
   Tensor t = Tensor::Allocate(DataType::kFp32, shape);
@@ -21,15 +20,6 @@ Tensor Pattern(Shape shape, float scale = 0.1f, float offset = -0.6f) {
     t.data<float>()[i] = offset + scale * static_cast<float>((i * 7) % 13);
   }
   return t;
-}
-
-void ExpectSameResults(const Graph& before, const Graph& after, std::vector<Tensor> inputs) {
-  auto want = RunGraph(before, inputs);
-  ASSERT_TRUE(want.ok()) << want.status();
-  auto got = RunGraph(after, inputs);
-  ASSERT_TRUE(got.ok()) << got.status();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t i = 0; i < got->size(); ++i) ExpectTensorNear((*got)[i], (*want)[i]);
 }
 
 // A residual block like the CNN fixture's, with channel counts that are not multiples of 16 and

@@ -11,14 +11,12 @@ namespace flywheel::engine {
 namespace {
 
 using testing::CountOps;
-using testing::ExpectTensorNear;
 using testing::FindOp;
 using testing::FloatAttr;
 using testing::GraphBuilder;
 using testing::IntAttr;
 using testing::IntsAttr;
 using testing::MakeTensor;
-using testing::RunGraph;
 
 Tensor Iota(Shape shape, float scale = 0.1f, float offset = -0.5f) {
   Tensor t = Tensor::Allocate(DataType::kFp32, shape);
@@ -38,12 +36,7 @@ bool Supported(const Graph& g) {
 // Runs `before` and `after` on `inputs` and compares, when every kernel of both exists.
 void ExpectSameResults(const Graph& before, const Graph& after, std::vector<Tensor> inputs) {
   if (!Supported(before) || !Supported(after)) return;
-  auto want = RunGraph(before, inputs);
-  ASSERT_TRUE(want.ok()) << want.status();
-  auto got = RunGraph(after, inputs);
-  ASSERT_TRUE(got.ok()) << got.status();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t i = 0; i < got->size(); ++i) ExpectTensorNear((*got)[i], (*want)[i]);
+  testing::ExpectSameResults(before, after, inputs);
 }
 
 TEST(PassesActivationFusion, GemmRelu) {

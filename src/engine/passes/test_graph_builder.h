@@ -12,6 +12,7 @@
 #include "engine/exec_plan.h"
 #include "engine/graph.h"
 #include "engine/testing/op_test_util.h"
+#include "gtest/gtest.h"
 
 namespace flywheel::engine::testing {
 
@@ -92,6 +93,18 @@ inline absl::StatusOr<std::vector<Tensor>> RunGraph(Graph graph, std::vector<Ten
   std::vector<Tensor> outputs;
   FW_RETURN_IF_ERROR(plan->Run(inputs, &outputs));
   return outputs;
+}
+
+// Runs `before` and `after` on `inputs` and expects the same outputs: a pass must not change what
+// a graph computes.
+inline void ExpectSameResults(const Graph& before, const Graph& after,
+                              const std::vector<Tensor>& inputs) {
+  auto want = RunGraph(before, inputs);
+  ASSERT_TRUE(want.ok()) << want.status();
+  auto got = RunGraph(after, inputs);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < got->size(); ++i) ExpectTensorNear((*got)[i], (*want)[i]);
 }
 
 }  // namespace flywheel::engine::testing
