@@ -60,62 +60,57 @@ absl::StatusOr<int> ParsePositive(absl::string_view text, absl::string_view spec
   return value;
 }
 
-// Closed loop: `concurrency` threads each send a request as soon as their previous one is
+// Closed loop: `concurrency` connections each send a request as soon as their previous one is
 // answered. Throughput and latencies count the requests that finish inside the window, which
 // opens once every connection has finished its warm-up.
 absl::StatusOr<LevelResult> MeasureLevel(Transport& transport, const LoadBenchOptions& opt,
                                          const std::vector<InputTensor>& inputs,
                                          const std::vector<std::string>& outputs, int64_t batch,
                                          int concurrency) {
-  std::vector<std::unique_ptr<InferConnection>> connections;
-  for (int i = 0; i < concurrency; ++i) {
-    auto connection = transport.Connect(opt.model, inputs, outputs);
-    if (!connection.ok()) return connection.status();
-    connections.push_back(*std::move(connection));
-  }
-
   constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   std::atomic<int64_t> window_start{kNever}, window_end{kNever};
   std::atomic<bool> stop{false};
-  std::atomic<int> warmed{0};
+  // With no warm-up, every connection counts as warm from the start.
+  std::atomic<int> warmed{opt.warmup <= 0 ? concurrency : 0};
   std::mutex error_mu;
   absl::Status first_error;
+  // Per connection, touched only by the thread that drives it.
   std::vector<std::vector<double>> latencies(concurrency);
+  std::vector<int> finished(concurrency, 0);
+  for (std::vector<double>& v : latencies) v.reserve(4096);
 
-  auto ns = [](Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  };
-  auto worker = [&](int k) {
-    InferConnection& connection = *connections[k];
-    std::vector<double>& mine = latencies[k];
-    mine.reserve(4096);
-    for (int i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-      if (i == opt.warmup) warmed.fetch_add(1);
-      const Clock::time_point start = Clock::now();
-      absl::Status status = connection.Infer();
-      const Clock::time_point end = Clock::now();
-      if (!status.ok()) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (first_error.ok()) first_error = status;
-        stop.store(true);
-        break;
-      }
-      const int64_t end_ns = ns(end);
-      if (end_ns >= window_start.load(std::memory_order_relaxed) &&
-          end_ns <= window_end.load(std::memory_order_relaxed)) {
-        mine.push_back(std::chrono::duration<double, std::micro>(end - start).count());
-      }
+  auto done = [&](int k, int64_t start_ns, int64_t end_ns, const absl::Status& status) {
+    if (!status.ok()) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (first_error.ok()) first_error = status;
+      stop.store(true);
+      return false;
     }
+    if (++finished[k] == opt.warmup) warmed.fetch_add(1);
+    if (end_ns >= window_start.load(std::memory_order_relaxed) &&
+        end_ns <= window_end.load(std::memory_order_relaxed)) {
+      latencies[k].push_back(static_cast<double>(end_ns - start_ns) / 1000.0);
+    }
+    return !stop.load(std::memory_order_relaxed);
   };
-  std::vector<std::thread> threads;
-  for (int k = 0; k < concurrency; ++k) threads.emplace_back(worker, k);
+  LoadSpec spec;
+  spec.model = opt.model;
+  spec.inputs = inputs;
+  spec.outputs = outputs;
+  spec.concurrency = concurrency;
+  spec.threads = opt.client_threads;
+  auto run = transport.StartLoad(spec, done);
+  if (!run.ok()) return run.status();
   auto finish = [&]() -> absl::Status {
     stop.store(true);
-    for (std::thread& t : threads) t.join();
+    (*run)->Join();
     std::lock_guard<std::mutex> lock(error_mu);
     return first_error;
   };
 
+  auto ns = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  };
   while (warmed.load() < concurrency && !stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -219,6 +214,8 @@ std::string ResultsJson(const LoadBenchOptions& opt, const std::string& server,
   w.Double(opt.duration_secs);
   w.Key("warmup_requests_per_connection");
   w.Int(opt.warmup);
+  w.Key("client_threads");
+  w.Int(opt.client_threads);
   w.Key("inputs");
   w.StartArray();
   for (const TensorSpec& t : metadata.inputs) {
@@ -291,6 +288,68 @@ void AddLoadBenchOptions(CLI::App& bench, LoadBenchOptions& opt) {
   bench.add_option("--input-data", opt.input_data, "with --url: zero or random")
       ->check(CLI::IsMember({"zero", "random"}))
       ->capture_default_str();
+  bench
+      .add_option("--client-threads", opt.client_threads,
+                  "with --url over HTTP: threads that drive the connections (0: one per core)")
+      ->check(CLI::Range(0, kMaxConcurrency))
+      ->capture_default_str();
+}
+
+namespace {
+
+// The default load run: one thread per connection, each calling Infer() in a loop.
+class ThreadPerConnectionRun : public LoadRun {
+ public:
+  explicit ThreadPerConnectionRun(OnRequestDone done) : done_(std::move(done)) {}
+  ~ThreadPerConnectionRun() override { Join(); }
+
+  absl::Status Open(Transport& transport, const LoadSpec& spec) {
+    for (int i = 0; i < spec.concurrency; ++i) {
+      auto connection = transport.Connect(spec.model, spec.inputs, spec.outputs);
+      if (!connection.ok()) return connection.status();
+      connections_.push_back(*std::move(connection));
+    }
+    return absl::OkStatus();
+  }
+
+  void Start() {
+    for (size_t k = 0; k < connections_.size(); ++k) {
+      threads_.emplace_back([this, k] {
+        const int index = static_cast<int>(k);
+        for (;;) {
+          const int64_t start = SteadyNs();
+          absl::Status status = connections_[k]->Infer();
+          if (!done_(index, start, SteadyNs(), status) || !status.ok()) break;
+        }
+      });
+    }
+  }
+
+  void Join() override {
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+
+ private:
+  static int64_t SteadyNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  }
+
+  const OnRequestDone done_;
+  std::vector<std::unique_ptr<InferConnection>> connections_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LoadRun>> Transport::StartLoad(const LoadSpec& spec,
+                                                              OnRequestDone done) {
+  auto run = std::make_unique<ThreadPerConnectionRun>(std::move(done));
+  absl::Status status = run->Open(*this, spec);
+  if (!status.ok()) return status;
+  run->Start();
+  return std::unique_ptr<LoadRun>(std::move(run));
 }
 
 absl::StatusOr<std::vector<int>> ParseConcurrency(const std::string& spec) {

@@ -22,6 +22,9 @@ struct LoadBenchOptions {
   std::string concurrency = "1";
   double duration_secs = 5;
   std::string input_data = "random";
+  // HTTP: event-loop threads driving the connections; 0 = one per core (at most one per
+  // connection). gRPC keeps a thread per connection.
+  int client_threads = 0;
   // Shared with the local benchmark's flags of the same names.
   std::vector<int64_t> batches = {1};
   int64_t dim = 1;

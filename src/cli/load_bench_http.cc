@@ -1,5 +1,6 @@
 // The HTTP transport of `flywheel bench --url`: KServe v2 REST with the binary tensor extension.
 #include <chrono>
+#include <sstream>
 #include <utility>
 
 #include <rapidjson/document.h>
@@ -85,20 +86,8 @@ uint64_t GetUint(const rapidjson::Value& object, const char* name) {
   return it != object.MemberEnd() && it->value.IsUint64() ? it->value.GetUint64() : 0;
 }
 
-// An error for a non-200 answer to `what`.
 absl::Status HttpError(const HttpResponse& response, absl::string_view what) {
-  const std::string message =
-      absl::StrCat(what, ": HTTP ", response.result_int(), ": ", ErrorFromBody(response.body()));
-  switch (response.result_int()) {
-    case 400:
-      return absl::InvalidArgumentError(message);
-    case 404:
-      return absl::NotFoundError(message);
-    case 503:
-      return absl::UnavailableError(message);
-    default:
-      return absl::InternalError(message);
-  }
+  return HttpStatusError(response.result_int(), response.body(), what);
 }
 
 class HttpInferConnection : public InferConnection {
@@ -153,28 +142,57 @@ class HttpTransport : public Transport {
       const std::vector<std::string>& outputs) override {
     auto connection = HttpConnection::Open(host_, port_, kTimeout);
     if (!connection.ok()) return connection.status();
+    return std::unique_ptr<InferConnection>(new HttpInferConnection(
+        *std::move(connection), InferRequest(model, inputs, outputs), model));
+  }
+
+  // Event loops instead of a thread per connection: on a machine shared with the server, a
+  // thread per connection costs the server the CPU that its wake-ups take.
+  absl::StatusOr<std::unique_ptr<LoadRun>> StartLoad(const LoadSpec& spec,
+                                                     OnRequestDone done) override {
+    std::ostringstream message;
+    message << InferRequest(spec.model, spec.inputs, spec.outputs);
+    return StartHttpLoad(host_, port_, message.str(), spec, std::move(done));
+  }
+
+  std::string Describe() const override { return absl::StrCat("http://", host_, ":", port_); }
+
+ private:
+  // POST .../infer with the binary tensor extension, keep-alive.
+  HttpRequest InferRequest(const std::string& model, const std::vector<InputTensor>& inputs,
+                           const std::vector<std::string>& outputs) const {
     size_t header_length = 0;
     HttpRequest request(http::verb::post, absl::StrCat("/v2/models/", model, "/infer"), 11);
-    request.set(http::field::host, (*connection)->peer());
+    request.set(http::field::host, absl::StrCat(host_, ":", port_));
     request.set(http::field::user_agent, "flywheel-bench");
     request.set(http::field::content_type, "application/octet-stream");
     request.body() = EncodeHttpInferBody(inputs, outputs, &header_length);
     request.set("Inference-Header-Content-Length", std::to_string(header_length));
     request.keep_alive(true);
     request.prepare_payload();
-    return std::unique_ptr<InferConnection>(
-        new HttpInferConnection(*std::move(connection), std::move(request), model));
+    return request;
   }
 
-  std::string Describe() const override { return absl::StrCat("http://", host_, ":", port_); }
-
- private:
   std::string host_;
   int port_;
   std::unique_ptr<HttpConnection> control_;
 };
 
 }  // namespace
+
+absl::Status HttpStatusError(int code, absl::string_view body, absl::string_view what) {
+  const std::string message = absl::StrCat(what, ": HTTP ", code, ": ", ErrorFromBody(body));
+  switch (code) {
+    case 400:
+      return absl::InvalidArgumentError(message);
+    case 404:
+      return absl::NotFoundError(message);
+    case 503:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
 
 std::string EncodeHttpInferBody(const std::vector<InputTensor>& inputs,
                                 const std::vector<std::string>& outputs, size_t* header_length) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -249,9 +250,13 @@ class FakeHttpServer {
     accept_thread_.join();
     wake.close(ec);
     std::lock_guard<std::mutex> lock(mu_);
-    for (std::thread& t : connection_threads_) t.join();
+    for (Worker& w : connection_threads_) w.thread.join();
   }
   int port() const { return port_; }
+  // Answer every inference with Connection: close.
+  void set_close_after_infer(bool close) { close_after_infer_ = close; }
+  // Answer inferences with 503 once this many have succeeded.
+  void set_fail_after(uint64_t n) { fail_after_ = n; }
   uint64_t infers() const { return counts_.Read().first; }
   int connections() const { return connections_.load(); }
   std::string last_error() {
@@ -268,8 +273,24 @@ class FakeHttpServer {
       if (ec || stop_) return;
       connections_.fetch_add(1);
       std::lock_guard<std::mutex> lock(mu_);
-      connection_threads_.emplace_back(
-          [this, s = std::make_shared<tcp::socket>(std::move(socket))] { Serve(*s); });
+      // Threads of connections that have ended are joined here, so that a server closing
+      // every connection after one answer does not pile up thousands of them.
+      for (size_t i = 0; i < connection_threads_.size();) {
+        if (connection_threads_[i].done->load()) {
+          connection_threads_[i].thread.join();
+          connection_threads_[i] = std::move(connection_threads_.back());
+          connection_threads_.pop_back();
+        } else {
+          ++i;
+        }
+      }
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      connection_threads_.push_back(
+          {std::thread([this, done, s = std::make_shared<tcp::socket>(std::move(socket))] {
+             Serve(*s);
+             done->store(true);
+           }),
+           done});
     }
   }
 
@@ -291,8 +312,12 @@ class FakeHttpServer {
         auto [requests, inferences] = counts_.Read();
         res.body() = StatsJson(requests, inferences);
       } else if (target == "/v2/models/m/infer" && req.method() == http::verb::post) {
-        std::string error = CheckInfer(req);
-        if (error.empty()) {
+        if (close_after_infer_) res.keep_alive(false);
+        std::string error = counts_.Read().first >= fail_after_ ? "overloaded" : CheckInfer(req);
+        if (error == "overloaded") {
+          res.result(http::status::service_unavailable);
+          res.body() = R"({"error":"model 'm': the queue is full"})";
+        } else if (error.empty()) {
           res.body() = R"({"model_name":"m","outputs":[]})";
         } else {
           std::lock_guard<std::mutex> lock(mu_);
@@ -337,11 +362,17 @@ class FakeHttpServer {
   tcp::acceptor acceptor_;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> close_after_infer_{false};
+  std::atomic<uint64_t> fail_after_{std::numeric_limits<uint64_t>::max()};
   Counts counts_;
   std::atomic<int> connections_{0};
   std::thread accept_thread_;
   std::mutex mu_;
-  std::vector<std::thread> connection_threads_;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Worker> connection_threads_;
   std::string last_error_;
 };
 
@@ -409,6 +440,50 @@ TEST(LoadBenchTest, HttpEndToEndAgainstFakeServer) {
   // At least the warm-ups, (1 + 2) connections x 2 requests per batch, and one per window.
   EXPECT_GE(server.infers(), 2u * (3 * 2 + 2));
   std::remove(path.c_str());
+}
+
+// Eight connections on two event-loop threads; then a server that closes every connection
+// after its answer, so each request needs a new one.
+TEST(LoadBenchTest, HttpConnectionsShareLoopThreads) {
+  FakeHttpServer server;
+  const std::string path = TempPath("http_loops");
+  LoadBenchOptions opt = QuickOptions(absl::StrCat("http://127.0.0.1:", server.port()), path);
+  opt.concurrency = "8";
+  opt.batches = {2};
+  opt.client_threads = 2;
+  absl::Status status = RunLoadBench(opt);
+  ASSERT_TRUE(status.ok()) << status << " server saw: " << server.last_error();
+  rapidjson::Document doc = ReadJson(path);
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(doc["client_threads"].GetInt(), 2);
+  EXPECT_EQ(doc["results"][0]["concurrency"].GetInt(), 8);
+  EXPECT_GT(doc["results"][0]["requests"].GetUint64(), 0u);
+  EXPECT_EQ(server.connections(), 1 + 8);
+
+  FakeHttpServer closing;
+  closing.set_close_after_infer(true);
+  opt = QuickOptions(absl::StrCat("http://127.0.0.1:", closing.port()), path);
+  opt.concurrency = "3";
+  opt.batches = {1};
+  status = RunLoadBench(opt);
+  ASSERT_TRUE(status.ok()) << status << " server saw: " << closing.last_error();
+  EXPECT_EQ(closing.last_error(), "");
+  // A connection per inference (the last answer's reconnect may not be used), plus control.
+  EXPECT_GE(static_cast<uint64_t>(closing.connections()), closing.infers());
+  std::remove(path.c_str());
+}
+
+// An error answer in the middle of a run ends it with the server's message.
+TEST(LoadBenchTest, HttpErrorDuringRunEndsIt) {
+  FakeHttpServer server;
+  server.set_fail_after(5);
+  LoadBenchOptions opt = QuickOptions(absl::StrCat("http://127.0.0.1:", server.port()), "");
+  opt.concurrency = "4";
+  opt.client_threads = 2;
+  absl::Status status = RunLoadBench(opt);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("model 'm' inference: HTTP 503"));
+  EXPECT_THAT(status.message(), HasSubstr("the queue is full"));
 }
 
 TEST(LoadBenchTest, HttpErrorsAreClear) {

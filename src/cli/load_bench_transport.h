@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,9 +64,37 @@ class InferConnection {
   virtual absl::Status Infer() = 0;
 };
 
+// Called after each finished request of a load run, on the thread that drives that connection
+// (never on two threads at once for one connection): the connection's index, the request's start
+// and end (steady clock, ns) and its result. Returning false stops that connection.
+using OnRequestDone =
+    std::function<bool(int connection, int64_t start_ns, int64_t end_ns, const absl::Status&)>;
+
+// Connections sending one request again and again, each as soon as its previous one is answered.
+class LoadRun {
+ public:
+  virtual ~LoadRun() = default;
+  // Waits until every connection has stopped (its callback returned false).
+  virtual void Join() = 0;
+};
+
+struct LoadSpec {
+  std::string model;
+  std::vector<InputTensor> inputs;
+  std::vector<std::string> outputs;
+  int concurrency = 1;
+  // Threads that drive the connections, where the transport multiplexes them (HTTP); 0: one per
+  // core, at most one per connection.
+  int threads = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
+  // Opens spec.concurrency connections and starts them. The default drives each connection from
+  // its own thread with Connect(); a transport may multiplex them on a few event loops instead.
+  virtual absl::StatusOr<std::unique_ptr<LoadRun>> StartLoad(const LoadSpec& spec,
+                                                             OnRequestDone done);
   virtual absl::StatusOr<ModelMetadata> Metadata(const std::string& model) = 0;
   virtual absl::StatusOr<ServerStats> Stats(const std::string& model) = 0;
   // A new connection (its own TCP connection) whose Infer() sends these inputs and asks for
@@ -86,9 +115,16 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeGrpcTransport(const std::string& 
 // each input's bytes; *header_length is the JSON's length (the Inference-Header-Content-Length).
 std::string EncodeHttpInferBody(const std::vector<InputTensor>& inputs,
                                 const std::vector<std::string>& outputs, size_t* header_length);
+// Multiplexes the connections of a load run on spec.threads event loops, each sending
+// `request` (a whole HTTP/1.1 message) in closed loop.
+absl::StatusOr<std::unique_ptr<LoadRun>> StartHttpLoad(const std::string& host, int port,
+                                                       std::string request, const LoadSpec& spec,
+                                                       OnRequestDone done);
 // GET /v2/models/M and GET /v2/models/M/stats response bodies.
 absl::StatusOr<ModelMetadata> ParseMetadataJson(absl::string_view json);
 absl::StatusOr<ServerStats> ParseStatsJson(absl::string_view json);
+// The error for a non-200 answer to `what` (UNAVAILABLE for 503, NOT_FOUND for 404, ...).
+absl::Status HttpStatusError(int code, absl::string_view body, absl::string_view what);
 // The "error" field of a KServe error body, or the body itself (shortened) when it has none.
 std::string ErrorFromBody(absl::string_view body);
 
