@@ -70,6 +70,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class State { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
   // How long a connection closed after an error keeps reading what the client still sends.
   static constexpr int kMaxLingerMs = 30000;
+  static constexpr size_t kIdleReadBytes = 64 << 10;
 
   static std::chrono::milliseconds Ms(int ms) { return std::chrono::milliseconds(ms); }
 
@@ -99,12 +100,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Between requests: wait for the first byte of the next one under the idle timeout. (Waiting
   // for readiness instead costs an epoll_ctl to re-arm the edge-triggered descriptor: no better
-  // than the read that fails with EAGAIN here.)
+  // than the read that fails with EAGAIN here.) The read takes up to 64 KiB, the buffer's spare
+  // room: a request of a few kilobytes then arrives in one read instead of three.
   void WaitForRequest() {
     if (buffer_.size() > 0) return ReadHeader();
     state_ = State::kIdle;
     SetDeadline(options_.idle_timeout_ms);
-    socket_.async_read_some(buffer_.prepare(4096),
+    socket_.async_read_some(buffer_.prepare(kIdleReadBytes),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (ec) return self->Finish();
                               self->buffer_.commit(n);
