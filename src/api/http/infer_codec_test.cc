@@ -335,6 +335,16 @@ TEST(DecodeErrors, ElementCountAndTypes) {
   ExpectError(
       Decode(Request(Input("x", "FP32", "[1]", "[1]") + "," + Input("x", "FP32", "[1]", "[1]"))),
       "input 'x' appears more than once");
+  // Past eight names the check moves to a hash set: a duplicate there is found too.
+  std::string many;
+  for (int i = 0; i < 12; ++i) {
+    many += (i ? "," : "") + Input("in" + std::to_string(i), "FP32", "[1]", "[1]");
+  }
+  EXPECT_TRUE(Decode(Request(many)).status.ok());
+  ExpectError(Decode(Request(many + "," + Input("in3", "FP32", "[1]", "[1]"))),
+              "input 'in3' appears more than once");
+  ExpectError(Decode(Request(many + "," + Input("in10", "FP32", "[1]", "[1]"))),
+              "input 'in10' appears more than once");
 }
 
 TEST(DecodeErrors, Parameters) {

@@ -1,4 +1,5 @@
 // Decoding of KServe v2 inference requests (JSON + binary tensor extension); see infer_codec.h.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <variant>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -196,6 +198,27 @@ const Json* Member(const Json& object, const char* key) {
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
+// Names seen so far, to refuse duplicates. A request has a few inputs and outputs: those are
+// compared in place, and only a long list pays for a hash set (one allocation per request less).
+class NameSet {
+ public:
+  // False when the name was already there.
+  bool Insert(absl::string_view name) {
+    if (!set_.empty() || few_.size() == kFew) {
+      if (set_.empty()) set_.insert(few_.begin(), few_.end());
+      return set_.insert(name).second;
+    }
+    if (std::find(few_.begin(), few_.end(), name) != few_.end()) return false;
+    few_.push_back(name);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kFew = 8;
+  absl::InlinedVector<absl::string_view, kFew> few_;
+  absl::flat_hash_set<absl::string_view> set_;
+};
+
 absl::Status DecodeInput(const Json& in, size_t index, BinaryCursor& cursor,
                          const std::shared_ptr<const void>& owner, serving::InferInput* out) {
   if (!in.IsObject()) return Invalid("inputs[", index, "] must be an object");
@@ -212,13 +235,13 @@ absl::Status DecodeInput(const Json& in, size_t index, BinaryCursor& cursor,
   }
   auto dtype = DataTypeFromName(StringOf(*datatype));
   if (!dtype.ok()) return Invalid(what, ": ", dtype.status().message());
-  std::string where = what + ": ";
+  std::optional<uint64_t> binary_size;
   if (const Json* params = Member(in, "parameters")) {
+    const std::string where = what + ": ";
     FW_RETURN_IF_ERROR(DecodeParameters(*params, where, &out->parameters));
     FW_RETURN_IF_ERROR(RefuseSharedMemory(out->parameters, where));
+    FW_ASSIGN_OR_RETURN(binary_size, TakeUnsigned(out->parameters, "binary_data_size", where));
   }
-  FW_ASSIGN_OR_RETURN(std::optional<uint64_t> binary_size,
-                      TakeUnsigned(out->parameters, "binary_data_size", where));
   const Json* data = Member(in, "data");
   if (binary_size.has_value()) {
     if (data != nullptr) return Invalid(what, ": has both 'data' and binary_data_size");
@@ -318,10 +341,10 @@ absl::Status DecodeInferRequest(const char* body, size_t body_size, std::optiona
   }
   BinaryCursor cursor{body + header_size, body_size - header_size, json_size.has_value()};
   request->inputs.resize(inputs->Size());
-  absl::flat_hash_set<absl::string_view> seen;
+  NameSet seen;
   for (rj::SizeType i = 0; i < inputs->Size(); ++i) {
     FW_RETURN_IF_ERROR(DecodeInput((*inputs)[i], i, cursor, owner, &request->inputs[i]));
-    if (!seen.insert(request->inputs[i].name).second) {
+    if (!seen.Insert(request->inputs[i].name)) {
       return Invalid("input '", request->inputs[i].name, "' appears more than once");
     }
   }
@@ -334,10 +357,10 @@ absl::Status DecodeInferRequest(const char* body, size_t body_size, std::optiona
       return Invalid("'outputs' must be an array, got ", JsonTypeName(*outputs));
     }
     request->outputs.resize(outputs->Size());
-    absl::flat_hash_set<absl::string_view> seen_outputs;
+    NameSet seen_outputs;
     for (rj::SizeType i = 0; i < outputs->Size(); ++i) {
       FW_RETURN_IF_ERROR(DecodeOutput((*outputs)[i], i, binary_output, &request->outputs[i]));
-      if (!seen_outputs.insert(request->outputs[i].name).second) {
+      if (!seen_outputs.Insert(request->outputs[i].name)) {
         return Invalid("output '", request->outputs[i].name, "' is requested more than once");
       }
     }
