@@ -103,7 +103,9 @@ class Loop {
   void Tick() {
     tick_.expires_after(kTick);
     tick_.async_wait([this](beast::error_code ec) {
-      if (ec) return;
+      // cancel() cannot stop a handler whose timer had already expired: it would re-arm the
+      // timer, and the loop would never run out of work.
+      if (ec || stopped_ == connections_.size()) return;
       const Clock::time_point now = Clock::now();
       for (auto& c : connections_) c->CheckDeadline(now);
       Tick();
