@@ -45,7 +45,7 @@ NGINX = "/usr/sbin/nginx"
 WRK = "/usr/bin/wrk"
 INSTALL_HINT = "run scripts/install-deps.sh (Debian packages wrk and nginx-light)"
 SWEEP = [1, 2, 4, 8, 16, 32, 64]
-ROWS_PER_REQUEST = [1, 4, 16, 64]
+ROWS_PER_REQUEST = [1, 4, 8, 16, 64]
 WARMUP_PER_CONNECTION = 10  # flywheel bench --url's default --warmup
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
