@@ -108,16 +108,13 @@ absl::StatusOr<LevelResult> MeasureLevel(Transport& transport, const LoadBenchOp
     return first_error;
   };
 
-  auto ns = [](Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  };
   while (warmed.load() < concurrency && !stop.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   if (stop.load()) return finish();
   absl::StatusOr<ServerStats> before = transport.Stats(opt.model);
   const Clock::time_point t0 = Clock::now();
-  window_start.store(ns(t0));
+  window_start.store(SteadyNs(t0));
   const Clock::time_point deadline = t0 + std::chrono::duration_cast<Clock::duration>(
                                               std::chrono::duration<double>(opt.duration_secs));
   while (Clock::now() < deadline && !stop.load()) {
@@ -125,7 +122,7 @@ absl::StatusOr<LevelResult> MeasureLevel(Transport& transport, const LoadBenchOp
         std::min<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(10)));
   }
   const Clock::time_point t1 = Clock::now();
-  window_end.store(ns(t1));
+  window_end.store(SteadyNs(t1));
   absl::StatusOr<ServerStats> after = transport.Stats(opt.model);
   absl::Status status = finish();
   if (!status.ok()) return status;
@@ -297,15 +294,16 @@ void AddLoadBenchOptions(CLI::App& bench, LoadBenchOptions& opt) {
 
 namespace {
 
-// The default load run: one thread per connection, each calling Infer() in a loop.
 class ThreadPerConnectionRun : public LoadRun {
  public:
   explicit ThreadPerConnectionRun(OnRequestDone done) : done_(std::move(done)) {}
   ~ThreadPerConnectionRun() override { Join(); }
 
-  absl::Status Open(Transport& transport, const LoadSpec& spec) {
-    for (int i = 0; i < spec.concurrency; ++i) {
-      auto connection = transport.Connect(spec.model, spec.inputs, spec.outputs);
+  absl::Status Open(
+      int concurrency,
+      const std::function<absl::StatusOr<std::unique_ptr<InferConnection>>()>& connect) {
+    for (int i = 0; i < concurrency; ++i) {
+      auto connection = connect();
       if (!connection.ok()) return connection.status();
       connections_.push_back(*std::move(connection));
     }
@@ -317,9 +315,9 @@ class ThreadPerConnectionRun : public LoadRun {
       threads_.emplace_back([this, k] {
         const int index = static_cast<int>(k);
         for (;;) {
-          const int64_t start = SteadyNs();
+          const int64_t start = SteadyNs(Clock::now());
           absl::Status status = connections_[k]->Infer();
-          if (!done_(index, start, SteadyNs(), status) || !status.ok()) break;
+          if (!done_(index, start, SteadyNs(Clock::now()), status) || !status.ok()) break;
         }
       });
     }
@@ -331,11 +329,6 @@ class ThreadPerConnectionRun : public LoadRun {
   }
 
  private:
-  static int64_t SteadyNs() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
-  }
-
   const OnRequestDone done_;
   std::vector<std::unique_ptr<InferConnection>> connections_;
   std::vector<std::thread> threads_;
@@ -343,10 +336,12 @@ class ThreadPerConnectionRun : public LoadRun {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<LoadRun>> Transport::StartLoad(const LoadSpec& spec,
-                                                              OnRequestDone done) {
+absl::StatusOr<std::unique_ptr<LoadRun>> StartThreadPerConnectionLoad(
+    int concurrency,
+    const std::function<absl::StatusOr<std::unique_ptr<InferConnection>>()>& connect,
+    OnRequestDone done) {
   auto run = std::make_unique<ThreadPerConnectionRun>(std::move(done));
-  absl::Status status = run->Open(*this, spec);
+  absl::Status status = run->Open(concurrency, connect);
   if (!status.ok()) return status;
   run->Start();
   return std::unique_ptr<LoadRun>(std::move(run));

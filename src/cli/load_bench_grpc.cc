@@ -142,9 +142,21 @@ class GrpcTransport : public Transport {
     return stats;
   }
 
+  // gRPC's synchronous stubs block: a thread per connection.
+  absl::StatusOr<std::unique_ptr<LoadRun>> StartLoad(const LoadSpec& spec,
+                                                     OnRequestDone done) override {
+    return StartThreadPerConnectionLoad(
+        spec.concurrency, [&] { return Connect(spec.model, spec.inputs, spec.outputs); },
+        std::move(done));
+  }
+
+  std::string Describe() const override { return absl::StrCat("grpc://", target_); }
+
+ private:
+  // A connection with its own channel whose Infer() sends these inputs.
   absl::StatusOr<std::unique_ptr<InferConnection>> Connect(
       const std::string& model, const std::vector<InputTensor>& inputs,
-      const std::vector<std::string>& outputs) override {
+      const std::vector<std::string>& outputs) {
     inference::ModelInferRequest request;
     request.set_model_name(model);
     for (const InputTensor& input : inputs) {
@@ -162,9 +174,6 @@ class GrpcTransport : public Transport {
         new GrpcInferConnection(std::move(stub), std::move(request)));
   }
 
-  std::string Describe() const override { return absl::StrCat("grpc://", target_); }
-
- private:
   std::string target_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> control_;
 };

@@ -90,30 +90,6 @@ absl::Status HttpError(const HttpResponse& response, absl::string_view what) {
   return HttpStatusError(response.result_int(), response.body(), what);
 }
 
-class HttpInferConnection : public InferConnection {
- public:
-  HttpInferConnection(std::unique_ptr<HttpConnection> connection, HttpRequest request,
-                      std::string model)
-      : connection_(std::move(connection)),
-        request_(std::move(request)),
-        model_(std::move(model)) {}
-
-  absl::Status Infer() override {
-    absl::Status status = connection_->RoundTrip(request_, &response_);
-    if (!status.ok()) return status;
-    if (response_.result() != http::status::ok) {
-      return HttpError(response_, absl::StrCat("model '", model_, "' inference"));
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  std::unique_ptr<HttpConnection> connection_;
-  const HttpRequest request_;
-  HttpResponse response_;
-  std::string model_;
-};
-
 class HttpTransport : public Transport {
  public:
   HttpTransport(std::string host, int port, std::unique_ptr<HttpConnection> control)
@@ -135,15 +111,6 @@ class HttpTransport : public Transport {
       return HttpError(*response, absl::StrCat("model '", model, "' statistics"));
     }
     return ParseStatsJson(response->body());
-  }
-
-  absl::StatusOr<std::unique_ptr<InferConnection>> Connect(
-      const std::string& model, const std::vector<InputTensor>& inputs,
-      const std::vector<std::string>& outputs) override {
-    auto connection = HttpConnection::Open(host_, port_, kTimeout);
-    if (!connection.ok()) return connection.status();
-    return std::unique_ptr<InferConnection>(new HttpInferConnection(
-        *std::move(connection), InferRequest(model, inputs, outputs), model));
   }
 
   // Event loops instead of a thread per connection: on a machine shared with the server, a

@@ -38,10 +38,6 @@ constexpr std::chrono::seconds kTimeout{60};
 // How often a loop looks for requests past kTimeout: one timer per loop, not one per request.
 constexpr std::chrono::milliseconds kTick{100};
 
-int64_t Ns(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
 class Loop;
 
 // One keep-alive connection in closed loop, driven by its loop's thread only.
@@ -53,7 +49,6 @@ class LoopConnection {
   void Send();
   // Closes the socket of a request past its deadline; the pending operation then fails.
   void CheckDeadline(Clock::time_point now);
-  bool stopped() const { return stopped_; }
 
  private:
   void OnResponse(beast::error_code ec);
@@ -67,7 +62,6 @@ class LoopConnection {
   Clock::time_point start_;
   bool in_flight_ = false;
   bool timed_out_ = false;
-  bool stopped_ = false;
 };
 
 // One thread's event loop and the connections it drives.
@@ -182,10 +176,9 @@ void LoopConnection::OnResponse(beast::error_code ec) {
 }
 
 void LoopConnection::Done(const absl::Status& status) {
-  const bool more = loop_.done()(index_, Ns(start_), Ns(Clock::now()), status);
+  const bool more = loop_.done()(index_, SteadyNs(start_), SteadyNs(Clock::now()), status);
   parser_.reset();
   if (more && status.ok()) return Send();
-  stopped_ = true;
   beast::error_code ignored;
   socket_->close(ignored);
   loop_.ConnectionStopped();

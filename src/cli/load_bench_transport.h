@@ -3,6 +3,7 @@
 // metadata, cumulative statistics, and connections that repeat one inference request.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,18 +56,14 @@ struct InputTensor {
   std::string data;
 };
 
-// One client connection sending the same prepared request again and again. Not thread-safe:
-// each load thread owns one.
-class InferConnection {
- public:
-  virtual ~InferConnection() = default;
-  // One inference; an error when the transport fails or the server answers with an error.
-  virtual absl::Status Infer() = 0;
-};
+// The clock of a load run's timestamps, in nanoseconds.
+inline int64_t SteadyNs(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 // Called after each finished request of a load run, on the thread that drives that connection
 // (never on two threads at once for one connection): the connection's index, the request's start
-// and end (steady clock, ns) and its result. Returning false stops that connection.
+// and end (SteadyNs) and its result. Returning false stops that connection.
 using OnRequestDone =
     std::function<bool(int connection, int64_t start_ns, int64_t end_ns, const absl::Status&)>;
 
@@ -91,20 +88,31 @@ struct LoadSpec {
 class Transport {
  public:
   virtual ~Transport() = default;
-  // Opens spec.concurrency connections and starts them. The default drives each connection from
-  // its own thread with Connect(); a transport may multiplex them on a few event loops instead.
+  // Opens spec.concurrency connections (each its own TCP connection) that send spec.inputs and
+  // ask for spec.outputs (binary where the protocol has a choice), and starts them.
   virtual absl::StatusOr<std::unique_ptr<LoadRun>> StartLoad(const LoadSpec& spec,
-                                                             OnRequestDone done);
+                                                             OnRequestDone done) = 0;
   virtual absl::StatusOr<ModelMetadata> Metadata(const std::string& model) = 0;
   virtual absl::StatusOr<ServerStats> Stats(const std::string& model) = 0;
-  // A new connection (its own TCP connection) whose Infer() sends these inputs and asks for
-  // these outputs (binary where the protocol has a choice).
-  virtual absl::StatusOr<std::unique_ptr<InferConnection>> Connect(
-      const std::string& model, const std::vector<InputTensor>& inputs,
-      const std::vector<std::string>& outputs) = 0;
   // "http://host:port", for messages.
   virtual std::string Describe() const = 0;
 };
+
+// One client connection sending the same prepared request again and again, for a blocking
+// client. Not thread-safe: each load thread owns one.
+class InferConnection {
+ public:
+  virtual ~InferConnection() = default;
+  // One inference; an error when the transport fails or the server answers with an error.
+  virtual absl::Status Infer() = 0;
+};
+
+// A load run for a blocking client (gRPC's): `concurrency` connections made by `connect`, each
+// driven by its own thread.
+absl::StatusOr<std::unique_ptr<LoadRun>> StartThreadPerConnectionLoad(
+    int concurrency,
+    const std::function<absl::StatusOr<std::unique_ptr<InferConnection>>()>& connect,
+    OnRequestDone done);
 
 // Both check that the server answers (the HTTP transport connects; the gRPC one waits for the
 // channel) so that "server down" is reported before anything else.
